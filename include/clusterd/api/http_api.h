@@ -1,0 +1,73 @@
+// The HTTP API (cpp-httplib): routes, bearer-token auth, JSON errors, request
+// counters, /metrics. What the routes report comes from an ApiBackend the node provides.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "clusterd/api/auth.h"
+#include "clusterd/api/metrics.h"
+#include "clusterd/common/status.h"
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace clusterd {
+
+class ApiBackend {
+ public:
+  virtual ~ApiBackend() = default;
+  virtual nlohmann::json node_document() const = 0;     // GET /v1/node
+  virtual nlohmann::json devices_document() const = 0;  // GET /v1/devices
+  virtual nlohmann::json cluster_document() const = 0;  // GET /v1/cluster
+  // Appends the node's own families (peers, beacons, links...) to /metrics.
+  virtual void write_metrics(MetricsWriter& out) const = 0;
+};
+
+struct HttpApiOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8000;
+  size_t max_body_bytes = 4u << 20;
+};
+
+// Sets an OpenAI-style error body {"error":{"message","type","param","code"}}.
+void set_json_error(httplib::Response& res, int status, const std::string& message, const std::string& type,
+                    const std::string& param = "");
+
+class HttpApi {
+ public:
+  HttpApi(const ApiBackend& backend, TokenStore tokens, HttpApiOptions options);
+  ~HttpApi();
+
+  // Binds the port (errors name it and the fix) and serves on a background thread.
+  Status start();
+  void stop();
+
+ private:
+  void add_routes();
+  // Wraps a handler with auth for `scope` and request counting under `route`.
+  void get(const std::string& route, Scope scope,
+           std::function<void(const httplib::Request&, httplib::Response&)> handler);
+  void count(const std::string& route, int status);
+  void write_http_metrics(MetricsWriter& out) const;
+
+  const ApiBackend& backend_;
+  TokenStore tokens_;
+  HttpApiOptions options_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  mutable std::mutex counts_mu_;
+  std::map<std::pair<std::string, int>, uint64_t> counts_;
+};
+
+}  // namespace clusterd

@@ -1,0 +1,118 @@
+#include "clusterd/api/http_api.h"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+namespace clusterd {
+
+void set_json_error(httplib::Response& res, int status, const std::string& message, const std::string& type,
+                    const std::string& param) {
+  nlohmann::json err = {{"message", message}, {"type", type}, {"param", nullptr}, {"code", nullptr}};
+  if (!param.empty()) err["param"] = param;
+  res.status = status;
+  res.set_content(nlohmann::json{{"error", err}}.dump(), "application/json");
+}
+
+static void set_json(httplib::Response& res, const nlohmann::json& doc) {
+  res.set_content(doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", "application/json");
+}
+
+HttpApi::HttpApi(const ApiBackend& backend, TokenStore tokens, HttpApiOptions options)
+    : backend_(backend), tokens_(std::move(tokens)), options_(std::move(options)),
+      server_(std::make_unique<httplib::Server>()) {
+  add_routes();
+}
+
+HttpApi::~HttpApi() { stop(); }
+
+void HttpApi::count(const std::string& route, int status) {
+  std::lock_guard lock(counts_mu_);
+  counts_[{route, status}]++;
+}
+
+void HttpApi::get(const std::string& route, Scope scope,
+                  std::function<void(const httplib::Request&, httplib::Response&)> handler) {
+  server_->Get(route, [this, route, scope, handler](const httplib::Request& req, httplib::Response& res) {
+    std::string who;
+    switch (tokens_.check(req.get_header_value("Authorization"), scope, who)) {
+      case TokenStore::Decision::kUnauthenticated:
+        res.set_header("WWW-Authenticate", "Bearer");
+        set_json_error(res, 401, "missing or invalid bearer token; send 'Authorization: Bearer TOKEN'",
+                       "authentication_error");
+        break;
+      case TokenStore::Decision::kForbidden:
+        set_json_error(res, 403, "token '" + who + "' lacks the '" + scope_name(scope) + "' scope for " + route,
+                       "permission_error");
+        break;
+      case TokenStore::Decision::kAllow:
+        handler(req, res);
+        break;
+    }
+    count(route, res.status);
+  });
+}
+
+void HttpApi::add_routes() {
+  server_->set_payload_max_length(options_.max_body_bytes);
+  server_->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
+    set_json(res, {{"status", "ok"}});
+    count("/healthz", 200);
+  });
+  get("/v1/node", Scope::kRead, [this](const auto&, auto& res) { set_json(res, backend_.node_document()); });
+  get("/v1/devices", Scope::kRead, [this](const auto&, auto& res) { set_json(res, backend_.devices_document()); });
+  get("/v1/cluster", Scope::kRead, [this](const auto&, auto& res) { set_json(res, backend_.cluster_document()); });
+  get("/metrics", Scope::kRead, [this](const auto&, auto& res) {
+    MetricsWriter out;
+    backend_.write_metrics(out);
+    write_http_metrics(out);
+    res.set_content(out.text(), "text/plain; version=0.0.4; charset=utf-8");
+  });
+  server_->set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (res.status == 404) {
+      set_json_error(res, 404, "no route " + req.method + " " + req.path, "not_found_error");
+    } else if (res.status == 413) {
+      set_json_error(res, 413, "request body exceeds " + std::to_string(options_.max_body_bytes) + " bytes",
+                     "invalid_request_error");
+    } else if (res.body.empty()) {
+      set_json_error(res, res.status, "HTTP error " + std::to_string(res.status), "invalid_request_error");
+    }
+    count("other", res.status);
+  });
+  server_->set_exception_handler([this](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "unknown error";
+    try {
+      if (ep) std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    spdlog::error("http: {} {} failed: {}", req.method, req.path, what);
+    set_json_error(res, 500, "internal error: " + what, "server_error");
+    count("other", 500);
+  });
+}
+
+void HttpApi::write_http_metrics(MetricsWriter& out) const {
+  out.family("clusterd_http_requests_total", "counter", "HTTP requests answered, by route and status code.");
+  std::lock_guard lock(counts_mu_);
+  for (const auto& [key, n] : counts_) {
+    out.sample("clusterd_http_requests_total", {{"route", key.first}, {"code", std::to_string(key.second)}},
+               static_cast<double>(n));
+  }
+}
+
+Status HttpApi::start() {
+  if (!server_->bind_to_port(options_.host, options_.port)) {
+    return unavailable("api: cannot listen on " + options_.host + ":" + std::to_string(options_.port) +
+                       " (in use, or not an address of this machine); choose another with --api-addr");
+  }
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  return Status::ok();
+}
+
+void HttpApi::stop() {
+  if (server_) server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace clusterd

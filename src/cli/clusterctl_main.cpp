@@ -1,0 +1,315 @@
+// clusterctl: the command-line client of clusterd. It talks to one node over the
+// JSON HTTP API only, like curl would, so any node of any build can answer it.
+// Text layout lives in clusterctl_format.*; this file parses arguments, fetches
+// documents and decides exit codes.
+#include <httplib.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <ctime>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "clusterctl_format.h"
+
+namespace clusterctl {
+namespace {
+
+using clusterd::Result;
+using clusterd::Status;
+using nlohmann::json;
+
+constexpr const char* kDefaultServer = "http://127.0.0.1:8000";
+constexpr int kConnectTimeoutSeconds = 3;
+constexpr int kReadTimeoutSeconds = 10;
+constexpr auto kWatchInterval = std::chrono::seconds(1);
+constexpr const char* kClearScreen = "\x1b[H\x1b[2J";
+
+struct GlobalOptions {
+  std::string server = kDefaultServer;
+  std::string token;
+  bool json = false;
+};
+
+// Why a request got no HTTP answer, in the words of someone fixing it.
+Status transport_failure(httplib::Error error, const ServerUrl& url, const std::string& request) {
+  const std::string server = to_string(url);
+  const std::string unreachable = "cannot reach clusterd at " + server;
+  const std::string hint = "; is 'clusterd start' running? set --server or CLUSTERCTL_SERVER";
+  switch (error) {
+    case httplib::Error::Connection: {
+      // httplib does not say why connect failed; a failed name lookup is the one case we
+      // can tell apart, and otherwise nothing listens on the port.
+      addrinfo* found = nullptr;
+      int lookup = ::getaddrinfo(url.host.c_str(), nullptr, nullptr, &found);
+      if (found != nullptr) ::freeaddrinfo(found);
+      if (lookup != 0) {
+        return clusterd::unavailable(unreachable + " (host name '" + url.host +
+                                     "' not found: " + ::gai_strerror(lookup) + "); set --server or CLUSTERCTL_SERVER");
+      }
+      return clusterd::unavailable(unreachable + " (connection refused)" + hint);
+    }
+    case httplib::Error::ConnectionTimeout:
+      return clusterd::unavailable(unreachable + " (no answer to connect within " +
+                                   std::to_string(kConnectTimeoutSeconds) + " s)" + hint);
+    case httplib::Error::Read:
+      return clusterd::unavailable("clusterd at " + server + " did not answer " + request + " within " +
+                                   std::to_string(kReadTimeoutSeconds) +
+                                   " s or closed the connection; check that node's log, or set "
+                                   "--server to ask another node");
+    case httplib::Error::SSLConnection:
+      return clusterd::unavailable("TLS handshake with " + server +
+                                   " failed; if it serves plain HTTP, use http:// in --server");
+    case httplib::Error::SSLServerVerification:
+      return clusterd::unavailable("the TLS certificate of " + server + " is not trusted by this machine's CA store");
+    default: return clusterd::unavailable(unreachable + " (" + httplib::to_string(error) + ")" + hint);
+  }
+}
+
+// One clusterd node's HTTP API.
+class ApiClient {
+ public:
+  static Result<ApiClient> open(const GlobalOptions& options) {
+    Result<ServerUrl> url = parse_server_url(options.server);
+    if (!url.is_ok()) return url.status();
+    return ApiClient(*url, options.token);
+  }
+
+  // GETs `path` and returns the JSON document, or an error whose message is ready to print.
+  Result<json> get_json(const std::string& path) {
+    const std::string request = "GET " + path;
+    httplib::Result reply = http_->Get(path.c_str());
+    if (!reply) return transport_failure(reply.error(), url_, request);
+    if (reply->status < 200 || reply->status > 299) {
+      return http_error_status(reply->status, reply->body, request, !token_.empty());
+    }
+    json document = json::parse(reply->body, nullptr, /*allow_exceptions=*/false);
+    if (document.is_discarded()) {
+      return clusterd::invalid_argument(request + " at " + server() +
+                                        ": the reply is not JSON; is --server pointing at clusterd?");
+    }
+    return document;
+  }
+
+  // Aborts a request in flight; safe from another thread (Ctrl-C during --watch).
+  void cancel() { http_->stop(); }
+
+  std::string server() const { return to_string(url_); }
+
+ private:
+  ApiClient(ServerUrl url, std::string token) : url_(std::move(url)), token_(std::move(token)) {
+    if (url_.scheme == "https") {
+      http_ = std::make_unique<httplib::SSLClient>(url_.host, url_.port);
+    } else {
+      http_ = std::make_unique<httplib::ClientImpl>(url_.host, url_.port);
+    }
+    http_->set_connection_timeout(kConnectTimeoutSeconds, 0);
+    http_->set_read_timeout(kReadTimeoutSeconds, 0);
+    http_->set_default_headers(
+        {{"Accept", "application/json"}, {"User-Agent", std::string("clusterctl/") + CLUSTERD_VERSION}});
+    if (!token_.empty()) http_->set_bearer_token_auth(token_.c_str());
+  }
+
+  ServerUrl url_;
+  std::string token_;
+  std::unique_ptr<httplib::ClientImpl> http_;  // SSLClient for https
+};
+
+// Turns SIGINT/SIGTERM into a stop request without a global flag: the signals are
+// blocked in every thread and one thread takes them with sigwait.
+class InterruptWatcher {
+ public:
+  explicit InterruptWatcher(std::function<void()> on_interrupt) : on_interrupt_(std::move(on_interrupt)) {
+    sigemptyset(&signals_);
+    sigaddset(&signals_, SIGINT);
+    sigaddset(&signals_, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals_, &previous_mask_);
+    thread_ = std::thread([this] { take_signal(); });
+  }
+
+  ~InterruptWatcher() {
+    bool wake_thread;
+    {
+      std::lock_guard lock(mutex_);
+      closing_ = true;
+      wake_thread = !interrupted_;
+    }
+    if (wake_thread) pthread_kill(thread_.native_handle(), SIGTERM);
+    thread_.join();
+    pthread_sigmask(SIG_SETMASK, &previous_mask_, nullptr);
+  }
+
+  InterruptWatcher(const InterruptWatcher&) = delete;
+  InterruptWatcher& operator=(const InterruptWatcher&) = delete;
+
+  // Sleeps up to `duration`; true once an interrupt has arrived.
+  bool wait_for(std::chrono::milliseconds duration) {
+    std::unique_lock lock(mutex_);
+    return wake_.wait_for(lock, duration, [this] { return interrupted_; });
+  }
+
+  bool interrupted() {
+    std::lock_guard lock(mutex_);
+    return interrupted_;
+  }
+
+ private:
+  void take_signal() {
+    int signal_number = 0;
+    sigwait(&signals_, &signal_number);
+    {
+      std::lock_guard lock(mutex_);
+      if (closing_) return;
+      interrupted_ = true;
+    }
+    wake_.notify_all();
+    on_interrupt_();
+  }
+
+  std::function<void()> on_interrupt_;
+  sigset_t signals_;
+  sigset_t previous_mask_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool interrupted_ = false;
+  bool closing_ = false;
+  std::thread thread_;
+};
+
+using Formatter = Result<std::string> (*)(const json&);
+
+int fail(const Status& status) {
+  std::cerr << "clusterctl: " << status.message() << "\n";
+  return exit_code_for(status);
+}
+
+// The text for one document: the server's JSON as is with --json, else a table.
+Result<std::string> render(ApiClient& client, const std::string& path, Formatter format, bool raw_json) {
+  Result<json> document = client.get_json(path);
+  if (!document.is_ok()) return document.status();
+  if (raw_json) return document->dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+  Result<std::string> text = format(*document);
+  if (!text.is_ok()) {
+    return clusterd::invalid_argument("GET " + path + " at " + client.server() + ": " + text.status().message() +
+                                      "; is --server pointing at clusterd?");
+  }
+  return text;
+}
+
+int show_once(const GlobalOptions& options, const std::string& path, Formatter format) {
+  Result<ApiClient> client = ApiClient::open(options);
+  if (!client.is_ok()) return fail(client.status());
+  Result<std::string> text = render(*client, path, format, options.json);
+  if (!text.is_ok()) return fail(text.status());
+  std::cout << *text << std::flush;
+  return kExitOk;
+}
+
+std::string clock_time_now() {
+  std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  char text[16];
+  std::strftime(text, sizeof text, "%H:%M:%S", &local);
+  return text;
+}
+
+// Redraws every second until Ctrl-C (exit 0). A failed fetch is drawn and retried:
+// a node restarting should not end the watch. A token problem will not fix itself,
+// so it ends the watch with its exit code.
+int watch(const GlobalOptions& options, const std::string& path, Formatter format) {
+  Result<ApiClient> client = ApiClient::open(options);
+  if (!client.is_ok()) return fail(client.status());
+  InterruptWatcher interrupt([&client] { client->cancel(); });
+  while (!interrupt.interrupted()) {
+    Result<std::string> text = render(*client, path, format, options.json);
+    if (interrupt.interrupted()) break;
+    if (!text.is_ok() && exit_code_for(text.status()) == kExitAuth) return fail(text.status());
+    std::string frame = kClearScreen;
+    frame += "every 1s: GET " + path + " at " + client->server() + "  " + clock_time_now() + "  (Ctrl-C to stop)\n\n";
+    frame += text.is_ok() ? *text : "clusterctl: " + text.status().message() + "\n";
+    std::cout << frame << std::flush;
+    if (interrupt.wait_for(kWatchInterval)) break;
+  }
+  return kExitOk;
+}
+
+// What the chosen subcommand will do once parsing has succeeded.
+using Command = std::function<int()>;
+
+void add_global_options(CLI::App& app, GlobalOptions& options) {
+  app.add_option("--server", options.server, "clusterd node to talk to, http://host:port")
+      ->capture_default_str()
+      ->envname("CLUSTERCTL_SERVER")
+      ->check([](const std::string& text) {
+        Result<ServerUrl> url = parse_server_url(text);
+        if (url.is_ok()) return std::string();
+        // CLI11 already starts the line with "--server: ".
+        std::string message = url.status().message();
+        return message.rfind("--server ", 0) == 0 ? message.substr(9) : message;
+      });
+  app.add_option("--token", options.token, "API token, sent as 'Authorization: Bearer'")
+      ->envname("CLUSTERCTL_TOKEN")
+      ->check([](const std::string& token) {
+        for (unsigned char c : token) {
+          if (c < 0x21 || c == 0x7F) {
+            return std::string(
+                "the token contains a space, newline or control character; "
+                "pass the token itself");
+          }
+        }
+        return std::string();
+      });
+  app.add_flag("--json", options.json, "print the server's JSON document instead of a table");
+}
+
+void add_devices_commands(CLI::App& app, const GlobalOptions& options, Command& chosen) {
+  CLI::App* devices = app.add_subcommand("devices", "machines in the cluster and their hardware");
+  devices->require_subcommand(1);
+  CLI::App* list = devices->add_subcommand("list", "list every node: cores, memory, accelerators, RDMA");
+  list->callback(
+      [&options, &chosen] { chosen = [&options] { return show_once(options, "/v1/devices", format_devices); }; });
+}
+
+void add_cluster_commands(CLI::App& app, const GlobalOptions& options, Command& chosen) {
+  CLI::App* cluster = app.add_subcommand("cluster", "the cluster as a whole");
+  cluster->require_subcommand(1);
+  CLI::App* status = cluster->add_subcommand("status", "health, nodes and the links between them");
+  status->add_flag("--watch,-w")->description("redraw every second until Ctrl-C");
+  status->callback([&options, &chosen, status] {
+    bool repeat = status->count("--watch") > 0;
+    chosen = [&options, repeat] {
+      return repeat ? watch(options, "/v1/cluster", format_cluster_status)
+                    : show_once(options, "/v1/cluster", format_cluster_status);
+    };
+  });
+}
+
+}  // namespace
+}  // namespace clusterctl
+
+int main(int argc, char** argv) {
+  using namespace clusterctl;
+  CLI::App app{"clusterctl: drive a clusterd cluster through a node's HTTP API", "clusterctl"};
+  app.fallthrough();  // global options may follow the subcommand: `devices list --json`
+  app.set_version_flag("--version", std::string("clusterctl ") + CLUSTERD_VERSION);
+  app.require_subcommand(1);
+
+  GlobalOptions options;
+  Command chosen;
+  add_global_options(app, options);
+  add_devices_commands(app, options, chosen);
+  add_cluster_commands(app, options, chosen);
+
+  CLI11_PARSE(app, argc, argv);
+  return chosen ? chosen() : kExitFailed;
+}
