@@ -1,5 +1,6 @@
 // clusterd: the node agent. `clusterd start` runs it; `clusterd keygen` makes a key.
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -26,6 +27,7 @@ struct StartFlags {
   std::optional<int> beacon_interval_ms, peer_timeout_ms;
   std::vector<std::string> interfaces, peers;
   bool no_multicast = false;
+  bool check_config = false;
 };
 
 void add_start_flags(CLI::App* start, StartFlags& f) {
@@ -42,6 +44,7 @@ void add_start_flags(CLI::App* start, StartFlags& f) {
   start->add_option("--beacon-interval-ms", f.beacon_interval_ms, "time between beacons (default: 1000)");
   start->add_option("--peer-timeout-ms", f.peer_timeout_ms, "silence before a peer is gone (default: 3500)");
   start->add_option("--log-level", f.log_level, "trace, debug, info, warn, error (default: info)");
+  start->add_flag("--check-config", f.check_config, "validate the configuration, print it as JSON, and exit");
   start->add_option("--token-file", f.token_file, "API bearer tokens (required when --api-addr is not loopback)");
 }
 
@@ -88,6 +91,17 @@ int start(const StartFlags& flags) {
   if (!config.is_ok()) {
     std::fprintf(stderr, "clusterd: %s\n", config.status().message().c_str());
     return kExitConfig;
+  }
+  if (flags.check_config) {
+    const Config& c = *config;
+    nlohmann::json doc = {{"name", c.name}, {"data_dir", c.data_dir.string()}, {"api_addr", c.api_addr},
+                          {"control_port", c.control_port}, {"discovery_port", c.discovery_port},
+                          {"interfaces", c.interfaces}, {"cluster_key_file", c.cluster_key_file.string()},
+                          {"peers", c.peers}, {"multicast", c.multicast},
+                          {"beacon_interval_ms", c.beacon_interval_ms}, {"peer_timeout_ms", c.peer_timeout_ms},
+                          {"log_level", c.log_level}, {"token_file", c.token_file.string()}};
+    std::cout << doc.dump(2) << "\n";
+    return kExitOk;
   }
   auto identity = load_or_create_identity(config->data_dir);
   if (!identity.is_ok()) {

@@ -65,6 +65,8 @@ void Discovery::stop() {
 
 void Discovery::update_resources(const ResourceSummary& resources) { self_.resources = resources; }
 
+void Discovery::set_unicast_targets(std::vector<HostPort> targets) { unicast_targets_ = std::move(targets); }
+
 void Discovery::schedule_announce(int delay_ms) {
   timer_.expires_after(std::chrono::milliseconds(delay_ms));
   timer_.async_wait([this](const boost::system::error_code& ec) {
@@ -90,6 +92,11 @@ void Discovery::send(BeaconKind kind) {
         if (!ec) send_to(datagram, udp::endpoint(bcast, options_.port));
       }
     }
+  }
+  for (const auto& target : unicast_targets_) {
+    boost::system::error_code ec;
+    auto addr = asio::ip::make_address_v4(target.host, ec);
+    if (!ec) send_to(datagram, udp::endpoint(addr, target.port));
   }
   for (const auto& peer : options_.static_peers) {
     boost::system::error_code ec;
@@ -155,7 +162,7 @@ void Discovery::handle(size_t bytes) {
     reply_to(from_);  // a node is starting: tell it about us now, not an interval later
     return;
   }
-  PeerEvent event = peers_.observe_beacon(beacon, address, reject);
+  PeerEvent event = peers_.observe_beacon(beacon, address, from_.port(), reject);
   if (event == PeerEvent::kRejected) {
     stats_.rejected[static_cast<size_t>(reject)]++;
     return;

@@ -13,7 +13,8 @@ const char* peer_status_name(PeerStatus status) {
 
 PeerTable::PeerTable(const Clock& clock, PeerTableOptions options) : clock_(clock), options_(options) {}
 
-PeerEvent PeerTable::observe_beacon(const Beacon& b, const std::string& address, BeaconReject& reject) {
+PeerEvent PeerTable::observe_beacon(const Beacon& b, const std::string& address, uint16_t port,
+                                    BeaconReject& reject) {
   reject = BeaconReject::kNone;
   int64_t now = clock_.now_ms();
   std::lock_guard lock(mu_);
@@ -49,6 +50,7 @@ PeerEvent PeerTable::observe_beacon(const Beacon& b, const std::string& address,
   p.incarnation = b.incarnation;
   p.last_sequence = b.sequence;
   p.address = address;
+  p.discovery_port = port;
   p.control_port = b.control_port;
   p.api_host = b.api_host;
   p.api_port = b.api_port;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <set>
 
 #include "clusterd/common/crypto.h"
 
@@ -183,12 +184,19 @@ void Agent::tick() {
     std::lock_guard lock(state_mu_);
     peer_links_.erase(id);
   }
-  for (const auto& p : peers_.snapshot()) {
+  auto peers = peers_.snapshot();
+  for (const auto& p : peers) {
     if (p.status != PeerStatus::kGone) control_->want(p.node_id, p.address, p.control_port);
   }
   if (now - last_control_tick_ms_ >= config_.beacon_interval_ms) {
     last_control_tick_ms_ = now;
     control_->tick();
+    update_unicast_targets(peers);
+    nlohmann::json known = nlohmann::json::array();
+    for (const auto& p : peers) {
+      if (p.status == PeerStatus::kAlive) known.push_back({{"address", p.address}, {"port", p.discovery_port}});
+    }
+    control_->broadcast({{"type", "peers"}, {"peers", known}});
     nlohmann::json links = nlohmann::json::array();
     for (const auto& l : control_->links()) {
       links.push_back({{"to", l.peer_id}, {"transport", l.transport}, {"rtt_us", l.rtt_us}, {"state", l.state}});
@@ -210,6 +218,30 @@ void Agent::tick() {
   tick_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) tick();
   });
+}
+
+void Agent::update_unicast_targets(const std::vector<PeerInfo>& peers) {
+  if (config_.multicast) return;  // multicast and broadcast reach everyone already
+  int64_t now = clock_.now_ms();
+  std::set<std::string> endpoints;
+  for (const auto& p : peers) {
+    if (p.status != PeerStatus::kGone) endpoints.insert(p.address + ":" + std::to_string(p.discovery_port));
+  }
+  for (auto it = gossiped_endpoints_.begin(); it != gossiped_endpoints_.end();) {
+    if (now - it->second > 2 * config_.peer_timeout_ms) {
+      it = gossiped_endpoints_.erase(it);
+    } else {
+      endpoints.insert(it->first);
+      ++it;
+    }
+  }
+  for (const auto& p : config_.peers) endpoints.erase(p);  // sent to anyway
+  for (const auto& i : interfaces_) endpoints.erase(i.address + ":" + std::to_string(config_.discovery_port));
+  std::vector<HostPort> targets;
+  for (const auto& e : endpoints) {
+    if (auto hp = parse_host_port(e, "peer endpoint"); hp.is_ok()) targets.push_back(*hp);
+  }
+  discovery_->set_unicast_targets(std::move(targets));
 }
 
 void Agent::on_peer_event(PeerEvent event, const PeerInfo& p) {
@@ -249,6 +281,19 @@ void Agent::on_peer_message(const std::string& peer, const nlohmann::json& m) {
     if (it == m.end() || !it->is_array() || it->size() > 1024) return;
     std::lock_guard lock(state_mu_);
     peer_links_[peer] = *it;
+  } else if (type == "peers") {
+    // Only addresses to send beacons to: membership still needs a beacon signed with the key.
+    auto it = m.find("peers");
+    if (it == m.end() || !it->is_array()) return;
+    for (const auto& e : *it) {
+      if (gossiped_endpoints_.size() >= 256) break;
+      if (!e.is_object() || !e.contains("address") || !e["address"].is_string() || !e.contains("port") ||
+          !e["port"].is_number_unsigned() || e["port"].get<uint64_t>() == 0 || e["port"].get<uint64_t>() > 65535) {
+        continue;
+      }
+      gossiped_endpoints_[e["address"].get<std::string>() + ":" + std::to_string(e["port"].get<uint64_t>())] =
+          clock_.now_ms();
+    }
   } else if (type == "goodbye") {
     spdlog::info("peer {} said goodbye", peer.substr(0, 8));
     peers_.mark_gone(peer);

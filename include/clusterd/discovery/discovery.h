@@ -67,6 +67,10 @@ class Discovery {
   void stop();
 
   void update_resources(const ResourceSummary& resources);
+  // More unicast destinations for announces, besides the static peers: known peers and
+  // addresses other nodes told us about, so that with multicast off a single --peer
+  // seed is enough for everyone to find everyone.
+  void set_unicast_targets(std::vector<HostPort> targets);
   const DiscoveryStats& stats() const { return stats_; }
   bool probing() const { return probing_; }
 
@@ -89,6 +93,7 @@ class Discovery {
   boost::asio::ip::udp::endpoint from_;
   std::array<uint8_t, 2048> buffer_{};
   DiscoveryStats stats_;
+  std::vector<HostPort> unicast_targets_;
   bool probing_ = true;
   bool stopped_ = false;
 };

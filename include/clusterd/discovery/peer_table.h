@@ -25,6 +25,7 @@ struct PeerInfo {
   uint64_t incarnation = 0;
   uint64_t last_sequence = 0;
   std::string address;  // IPv4 the beacons come from
+  uint16_t discovery_port = 0;  // UDP port they come from (its discovery port)
   uint16_t control_port = 0;
   std::string api_host;
   uint16_t api_port = 0;
@@ -55,8 +56,8 @@ class PeerTable {
  public:
   PeerTable(const Clock& clock, PeerTableOptions options);
 
-  // Applies an authenticated beacon received from `address`. Rejections set `reject`.
-  PeerEvent observe_beacon(const Beacon& beacon, const std::string& address, BeaconReject& reject);
+  // Applies an authenticated beacon received from `address`:`port`. Rejections set `reject`.
+  PeerEvent observe_beacon(const Beacon& beacon, const std::string& address, uint16_t port, BeaconReject& reject);
 
   // Control-link traffic from a peer counts as a sign of life (but cannot revive a gone
   // peer: only a fresh beacon does).

@@ -43,6 +43,7 @@ class Agent final : public ApiBackend {
  private:
   Status choose_interfaces();
   void tick();
+  void update_unicast_targets(const std::vector<PeerInfo>& peers);
   void shutdown(int exit_code);
   void on_peer_event(PeerEvent event, const PeerInfo& peer);
   void on_peer_message(const std::string& peer_id, const nlohmann::json& message);
@@ -67,6 +68,8 @@ class Agent final : public ApiBackend {
   mutable std::mutex state_mu_;  // guards inventory_ and peer_links_ (read by HTTP threads)
   Inventory inventory_;
   std::map<std::string, nlohmann::json> peer_links_;  // links each peer reports, by peer id
+  // Discovery endpoints ("ip:port") peers told us about, with when they last did (io thread).
+  std::map<std::string, int64_t> gossiped_endpoints_;
   int64_t started_ms_ = 0;
   int64_t last_control_tick_ms_ = 0;
   int64_t last_inventory_ms_ = 0;
