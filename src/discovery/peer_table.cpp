@@ -58,11 +58,13 @@ PeerEvent PeerTable::observe_beacon(const Beacon& b, const std::string& address,
   if (b.kind == BeaconKind::kGoodbye) {
     if (p.status != PeerStatus::kGone) p.gone_since_ms = now;
     p.status = PeerStatus::kGone;
+    p.left = true;
     return PeerEvent::kLeft;
   }
   p.last_seen_ms = now;
   p.status = PeerStatus::kAlive;
   p.gone_since_ms = 0;
+  p.left = false;
   return event;
 }
 
@@ -82,6 +84,7 @@ void PeerTable::mark_gone(const std::string& node_id) {
   if (it == peers_.end() || it->second.status == PeerStatus::kGone) return;
   it->second.status = PeerStatus::kGone;
   it->second.gone_since_ms = now;
+  it->second.left = true;
 }
 
 void PeerTable::set_inventory(const std::string& node_id, nlohmann::json inventory) {

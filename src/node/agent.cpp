@@ -23,7 +23,8 @@ Agent::Agent(Config config, std::string cluster_key, NodeIdentity identity, Toke
       identity_(std::move(identity)),
       signals_(io_, SIGINT, SIGTERM),
       tick_timer_(io_),
-      peers_(clock_, PeerTableOptions{std::max<int64_t>(2 * config_.beacon_interval_ms + 500, config_.peer_timeout_ms / 2),
+      // Suspect after two and a half lost beacons, but always before the timeout.
+      peers_(clock_, PeerTableOptions{std::min<int64_t>(config_.beacon_interval_ms * 5 / 2, config_.peer_timeout_ms * 3 / 4),
                                       config_.peer_timeout_ms, 300'000}) {
   api_ = *parse_host_port(config_.api_addr, "api_addr");  // validated by validate_config
   inventory_ = collect_inventory(config_.data_dir);

@@ -61,6 +61,7 @@ nlohmann::json Agent::peer_device(const PeerInfo& p) const {
                       {"accelerators", nlohmann::json::array()},
                       {"rdma_devices", nlohmann::json::array()},
                       {"last_seen_ms", std::max<int64_t>(0, clock_.now_ms() - p.last_seen_ms)},
+                      {"left", p.left},
                       {"self", false}};
   if (p.inventory.is_object()) {  // the full inventory, once the control link delivered it
     d["accelerators"] = json_array_or_empty(p.inventory, "accelerators");
@@ -83,7 +84,8 @@ nlohmann::json Agent::cluster_document() const {
   nlohmann::json links = nlohmann::json::array();
   bool healthy = true;
   for (const auto& p : peers) {
-    if (p.status != PeerStatus::kAlive) healthy = false;
+    // A node that said goodbye left on purpose; one that went silent is a problem.
+    if (p.status == PeerStatus::kSuspect || (p.status == PeerStatus::kGone && !p.left)) healthy = false;
   }
   for (const auto& l : control_->links()) {
     links.push_back({{"from", identity_.id}, {"to", l.peer_id}, {"transport", l.transport}, {"rtt_us", l.rtt_us},

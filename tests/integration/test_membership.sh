@@ -32,12 +32,23 @@ elapsed=$(($(now_ms) - t0))
 limit=$((TIMEOUT_MS + BEACON_MS + 400))
 [ "$elapsed" -le "$limit" ] || fail "killed node expired after ${elapsed} ms, limit ${limit} ms"
 ok "killed node expired on both survivors after ${elapsed} ms (limit ${limit} ms)"
+[ "$(api 1 /v1/cluster | jq -r .healthy)" = false ] || fail "a node lost to silence must make the cluster unhealthy"
 
 # Restarted with the same data dir: same id, back to alive everywhere.
 start_node 3
 wait_until 10 all_alive 1 2 3 || fail "restarted node did not rejoin"
 [ "$(api 3 /v1/node | jq -r .id)" = "$n3_id" ] || fail "restarted node changed its id"
 ok "restarted node rejoined with the same id"
+
+# A stopped (SIGSTOP) node turns suspect, then gone; after SIGCONT it is back.
+stop_node 3 STOP
+status_on_1() { api 1 /v1/devices | jq -r ".nodes[] | select(.id==\"$n3_id\") | .status"; }
+is_status() { [ "$(status_on_1)" = "$1" ]; }
+wait_until 5 is_status suspect || fail "a stopped node was never shown as suspect"
+wait_until 5 is_status gone || fail "a stopped node was not expired"
+kill -CONT "${PIDS[3]}"
+wait_until 10 all_alive 1 2 3 || fail "a resumed node did not come back"
+ok "a SIGSTOPped node went suspect, then gone, and came back after SIGCONT"
 
 # A clean shutdown (SIGTERM) says goodbye: peers drop it well before the timeout.
 n2_id=$(api 2 /v1/node | jq -r .id)
@@ -48,6 +59,7 @@ wait_until 3 n2_gone || fail "node 1 did not drop node 2 after its goodbye"
 elapsed=$(($(now_ms) - t0))
 [ "$elapsed" -lt "$TIMEOUT_MS" ] || fail "goodbye took ${elapsed} ms, not faster than the ${TIMEOUT_MS} ms timeout"
 grep -q "saying goodbye" "$WORK/n2.log" || fail "node 2 did not log its goodbye"
+[ "$(api 1 /v1/cluster | jq -r .healthy)" = true ] || fail "a node that left cleanly makes the cluster unhealthy"
 ok "SIGTERM node dropped by peers after ${elapsed} ms"
 
 finish

@@ -35,6 +35,7 @@ struct PeerInfo {
   int64_t first_seen_ms = 0;
   int64_t last_seen_ms = 0;
   int64_t gone_since_ms = 0;
+  bool left = false;  // gone by its own goodbye, not by silence
 };
 
 enum class PeerEvent {
@@ -63,7 +64,7 @@ class PeerTable {
   // peer: only a fresh beacon does).
   void observe_traffic(const std::string& node_id);
 
-  // Marks `node_id` gone at once (a clean shutdown seen on the control link).
+  // Marks `node_id` gone at once, as left (a clean shutdown seen on the control link).
   void mark_gone(const std::string& node_id);
 
   void set_inventory(const std::string& node_id, nlohmann::json inventory);
