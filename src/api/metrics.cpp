@@ -23,7 +23,11 @@ void MetricsWriter::family(std::string_view name, std::string_view type, std::st
   out_ += "# HELP ";
   out_ += name;
   out_ += ' ';
-  out_ += help;
+  for (char c : help) {  // HELP text escapes only backslash and line feed
+    if (c == '\\') out_ += "\\\\";
+    else if (c == '\n') out_ += "\\n";
+    else out_.push_back(c);
+  }
   out_ += "\n# TYPE ";
   out_ += name;
   out_ += ' ';

@@ -54,11 +54,12 @@ Result<Hello> parse_hello(const nlohmann::json& m, const std::string& expected_c
   Hello h;
   auto v = m.find("version");
   if (v == m.end() || !v->is_number_unsigned()) return invalid_argument("hello without a version");
-  h.version = v->get<uint32_t>();
-  if (h.version != kControlProtocolVersion) {
-    return invalid_argument("peer speaks control protocol version " + std::to_string(h.version) + ", this node " +
+  uint64_t version = v->get<uint64_t>();
+  if (version != kControlProtocolVersion) {
+    return invalid_argument("peer speaks control protocol version " + std::to_string(version) + ", this node " +
                             std::to_string(kControlProtocolVersion) + "; run the same clusterd release on both");
   }
+  h.version = static_cast<uint32_t>(version);
   if (!text("cluster_id", h.cluster_id) || !text("node_id", h.node_id) || !text("nonce", h.nonce)) {
     return invalid_argument("hello is missing cluster_id, node_id or nonce");
   }

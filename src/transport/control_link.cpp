@@ -57,6 +57,7 @@ void ControlLink::write_next() {
     if (ec) return self->close("write failed: " + ec.message());
     self->out_.pop_front();
     if (!self->out_.empty()) self->write_next();
+    else if (self->close_when_flushed_) self->close("");
   });
 }
 
@@ -69,6 +70,12 @@ void ControlLink::close(const std::string& reason) {
   socket_.close(ec);
   out_.clear();
   if (callbacks_.on_closed) callbacks_.on_closed(shared_from_this(), reason);
+}
+
+void ControlLink::send_and_close(const nlohmann::json& message) {
+  if (state_ == State::kClosed) return;
+  close_when_flushed_ = true;
+  send(message);
 }
 
 void ControlLink::ping() {

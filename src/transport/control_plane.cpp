@@ -187,11 +187,13 @@ void ControlPlane::stop() {
   stopped_ = true;
   boost::system::error_code ec;
   acceptor_.close(ec);
-  auto links = ready_;
-  for (auto& [id, link] : links) {
-    link->send({{"type", "goodbye"}});
-  }
+  auto ready = std::move(ready_);
+  auto handshaking = std::move(handshaking_);
+  ready_.clear();
+  handshaking_.clear();
   wanted_.clear();
+  for (auto& [id, link] : ready) link->send_and_close({{"type", "goodbye"}});
+  for (const auto& link : handshaking) link->close("");
   publish();
 }
 

@@ -39,6 +39,7 @@ ok() {
 }
 
 cleanup() {
+  set +e
   local pid
   for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
   netns_down "$NETNS_PREFIX"

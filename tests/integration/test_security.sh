@@ -59,12 +59,10 @@ ok "replayed beacons did not keep a silent node alive"
 # A copy of node 2's data dir (node 2 still running) must refuse to start.
 cp -r "$WORK/n2" "$WORK/copy"
 rm -f "$WORK/copy/lock"
-set +e
 timeout 10 ip netns exec "${NETNS_PREFIX}-n3" "$CLUSTERD" start --name copy --data-dir "$WORK/copy" \
   --cluster-key-file "$WORK/key" --beacon-interval-ms "$BEACON_MS" --peer-timeout-ms "$TIMEOUT_MS" \
   > "$WORK/copy.log" 2>&1
 rc=$?
-set -e
 [ "$rc" = 2 ] || fail "the node with a copied data dir exited with $rc, expected 2"
 grep -q "already used by the live node 'n2'" "$WORK/copy.log" || fail "no clear duplicate-id message: $(cat "$WORK/copy.log")"
 grep -q "node_id" "$WORK/copy.log" || fail "the message does not say which file to delete"

@@ -44,6 +44,8 @@ class ControlLink : public std::enable_shared_from_this<ControlLink> {
   void start();
   void send(const nlohmann::json& message);
   void close(const std::string& reason);
+  // Queues `message` and closes the link once everything queued is written.
+  void send_and_close(const nlohmann::json& message);
 
   State state() const { return state_; }
   const std::string& peer_id() const { return peer_.node_id; }
@@ -74,6 +76,7 @@ class ControlLink : public std::enable_shared_from_this<ControlLink> {
   std::string body_;
   std::deque<std::string> out_;
   int64_t rtt_us_ = -1;
+  bool close_when_flushed_ = false;
 };
 
 }  // namespace clusterd
