@@ -89,7 +89,10 @@ void ControlLink::read_header() {
     if (ec == asio::error::eof) return self->close("peer closed the connection");
     if (ec) return self->close("read failed: " + ec.message());
     auto length = decode_control_frame_length(std::span<const uint8_t, 4>(self->header_), self->self_.max_frame_bytes);
-    if (!length.is_ok()) return self->close(length.status().message());
+    if (!length.is_ok()) {
+      self->bad_frame_ = true;
+      return self->close(length.status().message());
+    }
     self->read_body(*length);
   });
 }
@@ -101,7 +104,10 @@ void ControlLink::read_body(uint32_t length) {
     if (self->state_ == State::kClosed) return;
     if (ec) return self->close("read failed in a frame body: " + ec.message());
     auto message = decode_control_message(self->body_);
-    if (!message.is_ok()) return self->close(message.status().message());
+    if (!message.is_ok()) {
+      self->bad_frame_ = true;
+      return self->close(message.status().message());
+    }
     self->handle(*message);
     if (self->state_ != State::kClosed) self->read_header();
   });

@@ -83,9 +83,9 @@ ControlLink::Callbacks ControlPlane::link_callbacks() {
     if (was_handshaking) {
       if (!reason.empty()) {
         stats_.handshake_failures++;
-        spdlog::warn("control: connection {} refused: {}", link->remote_address(), reason);
+        log_refusal(link->remote_address(), reason);
       }
-    } else if (!reason.empty() && reason.find("frame") != std::string::npos) {
+    } else if (link->closed_for_bad_frame()) {
       stats_.frame_errors++;
     }
     if (!id.empty()) {
@@ -108,6 +108,25 @@ ControlLink::Callbacks ControlPlane::link_callbacks() {
     }
   };
   return cb;
+}
+
+void ControlPlane::log_refusal(const std::string& remote, const std::string& reason) {
+  // A flood of bad connections must not flood the log: at most 10 lines per 10 s.
+  int64_t now = steady_ms();
+  if (now - refusal_window_start_ms_ >= 10'000) {
+    if (refusals_suppressed_ > 0) {
+      spdlog::warn("control: {} more connections refused in the last 10 s (not logged one by one)",
+                   refusals_suppressed_);
+    }
+    refusal_window_start_ms_ = now;
+    refusals_in_window_ = 0;
+    refusals_suppressed_ = 0;
+  }
+  if (++refusals_in_window_ <= 10) {
+    spdlog::warn("control: connection {} refused: {}", remote, reason);
+  } else {
+    refusals_suppressed_++;
+  }
 }
 
 void ControlPlane::want(const std::string& peer_id, const std::string& host, uint16_t port) {

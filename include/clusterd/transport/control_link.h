@@ -53,6 +53,8 @@ class ControlLink : public std::enable_shared_from_this<ControlLink> {
   const std::string& remote_address() const { return remote_; }
   // Latest measured round trip, microseconds; -1 before the first pong.
   int64_t rtt_us() const { return rtt_us_; }
+  // True when the link was closed for an oversize, empty or malformed frame.
+  bool closed_for_bad_frame() const { return bad_frame_; }
   // Sends a ping carrying the local send time; the pong updates rtt_us().
   void ping();
 
@@ -77,6 +79,7 @@ class ControlLink : public std::enable_shared_from_this<ControlLink> {
   std::deque<std::string> out_;
   int64_t rtt_us_ = -1;
   bool close_when_flushed_ = false;
+  bool bad_frame_ = false;
 };
 
 }  // namespace clusterd

@@ -82,6 +82,7 @@ class ControlPlane {
   void dial(const std::string& peer_id);
   ControlLink::Callbacks link_callbacks();
   void publish();  // refreshes the snapshot links() returns
+  void log_refusal(const std::string& remote, const std::string& reason);
 
   boost::asio::io_context& io_;
   ControlIdentity self_;
@@ -93,6 +94,9 @@ class ControlPlane {
   std::set<std::shared_ptr<ControlLink>> handshaking_;
   ControlPlaneStats stats_;
   bool stopped_ = false;
+  int64_t refusal_window_start_ms_ = 0;
+  int refusals_in_window_ = 0;
+  int refusals_suppressed_ = 0;
   mutable std::mutex snapshot_mu_;
   std::vector<LinkInfo> snapshot_;
 };
