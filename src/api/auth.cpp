@@ -1,8 +1,9 @@
 #include "clusterd/api/auth.h"
 
+#include <toml++/toml.h>
+
 #include <fstream>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "clusterd/common/crypto.h"
 
@@ -60,8 +61,10 @@ Result<TokenStore> parse_token_text(std::string_view text, const std::string& so
     auto token = (*entry)["token"].value<std::string>();
     auto* scopes = (*entry)["scopes"].as_array();
     if (!name || name->empty()) return invalid_argument(where + ": key 'name' must be a non-empty string");
-    if (!token || token->size() < 16) return invalid_argument(where + " ('" + *name + "'): key 'token' must be a string of at least 16 characters");
-    if (!scopes || scopes->empty()) return invalid_argument(where + " ('" + *name + "'): key 'scopes' must list read, inference or admin");
+    if (!token || token->size() < 16)
+      return invalid_argument(where + " ('" + *name + "'): key 'token' must be a string of at least 16 characters");
+    if (!scopes || scopes->empty())
+      return invalid_argument(where + " ('" + *name + "'): key 'scopes' must list read, inference or admin");
     t.name = *name;
     t.token = *token;
     int best = -1;

@@ -18,7 +18,9 @@ static void set_json(httplib::Response& res, const nlohmann::json& doc) {
 }
 
 HttpApi::HttpApi(const ApiBackend& backend, TokenStore tokens, HttpApiOptions options)
-    : backend_(backend), tokens_(std::move(tokens)), options_(std::move(options)),
+    : backend_(backend),
+      tokens_(std::move(tokens)),
+      options_(std::move(options)),
       server_(std::make_unique<httplib::Server>()) {
   add_routes();
 }
@@ -44,9 +46,7 @@ void HttpApi::get(const std::string& route, Scope scope,
         set_json_error(res, 403, "token '" + who + "' lacks the '" + scope_name(scope) + "' scope for " + route,
                        "permission_error");
         break;
-      case TokenStore::Decision::kAllow:
-        handler(req, res);
-        break;
+      case TokenStore::Decision::kAllow: handler(req, res); break;
     }
     count(route, res.status);
   });

@@ -11,10 +11,14 @@ std::string escape_label_value(std::string_view value) {
   std::string out;
   out.reserve(value.size());
   for (char c : value) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out.push_back(c);
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out.push_back(c);
   }
   return out;
 }
@@ -24,9 +28,12 @@ void MetricsWriter::family(std::string_view name, std::string_view type, std::st
   out_ += name;
   out_ += ' ';
   for (char c : help) {  // HELP text escapes only backslash and line feed
-    if (c == '\\') out_ += "\\\\";
-    else if (c == '\n') out_ += "\\n";
-    else out_.push_back(c);
+    if (c == '\\')
+      out_ += "\\\\";
+    else if (c == '\n')
+      out_ += "\\n";
+    else
+      out_.push_back(c);
   }
   out_ += "\n# TYPE ";
   out_ += name;
@@ -50,10 +57,14 @@ void MetricsWriter::sample(std::string_view name, const MetricLabels& labels, do
   }
   out_ += ' ';
   char buf[64];
-  if (std::isnan(value)) std::snprintf(buf, sizeof(buf), "NaN");
-  else if (std::isinf(value)) std::snprintf(buf, sizeof(buf), value > 0 ? "+Inf" : "-Inf");
-  else if (value == std::floor(value) && std::fabs(value) < 1e15) std::snprintf(buf, sizeof(buf), "%.0f", value);
-  else std::snprintf(buf, sizeof(buf), "%.9g", value);
+  if (std::isnan(value))
+    std::snprintf(buf, sizeof(buf), "NaN");
+  else if (std::isinf(value))
+    std::snprintf(buf, sizeof(buf), value > 0 ? "+Inf" : "-Inf");
+  else if (value == std::floor(value) && std::fabs(value) < 1e15)
+    std::snprintf(buf, sizeof(buf), "%.0f", value);
+  else
+    std::snprintf(buf, sizeof(buf), "%.9g", value);
   out_ += buf;
   out_ += '\n';
 }

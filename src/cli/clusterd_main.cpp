@@ -1,12 +1,12 @@
 // clusterd: the node agent. `clusterd start` runs it; `clusterd keygen` makes a key.
-#include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <optional>
-#include <sys/stat.h>
 
 #include "clusterd/api/auth.h"
 #include "clusterd/common/config.h"
@@ -37,10 +37,13 @@ void add_start_flags(CLI::App* start, StartFlags& f) {
   start->add_option("--api-addr", f.api_addr, "HTTP API HOST:PORT (default: 127.0.0.1:8000)");
   start->add_option("--control-port", f.control_port, "TCP port for peer control links (default: 8001)");
   start->add_option("--discovery-port", f.discovery_port, "UDP port for beacons (default: 8888)");
-  start->add_option("--interface", f.interfaces, "interface to discover on (repeatable; default: all up, non-loopback IPv4)");
-  start->add_option("--cluster-key-file", f.cluster_key_file, "file holding the cluster key (default: DATA_DIR/cluster.key)");
+  start->add_option("--interface", f.interfaces,
+                    "interface to discover on (repeatable; default: all up, non-loopback IPv4)");
+  start->add_option("--cluster-key-file", f.cluster_key_file,
+                    "file holding the cluster key (default: DATA_DIR/cluster.key)");
   start->add_option("--peer", f.peers, "static peer HOST:PORT (its discovery port; repeatable)");
-  start->add_flag("--no-multicast", f.no_multicast, "send beacons only to --peer addresses (no multicast or broadcast)");
+  start->add_flag("--no-multicast", f.no_multicast,
+                  "send beacons only to --peer addresses (no multicast or broadcast)");
   start->add_option("--beacon-interval-ms", f.beacon_interval_ms, "time between beacons (default: 1000)");
   start->add_option("--peer-timeout-ms", f.peer_timeout_ms, "silence before a peer is gone (default: 3500)");
   start->add_option("--log-level", f.log_level, "trace, debug, info, warn, error (default: info)");
@@ -80,9 +83,10 @@ Result<std::string> cluster_key(const Config& c) {
   if (std::filesystem::exists(path, ec)) return read_cluster_key_file(path);
   std::string key = generate_cluster_key();
   if (Status s = write_file_atomically(path, key + "\n", 0600); !s.is_ok()) return s;
-  spdlog::warn("no --cluster-key-file: made a new cluster key in {}. Copy that file to every machine of this "
-               "cluster and start them with --cluster-key-file FILE",
-               path.string());
+  spdlog::warn(
+      "no --cluster-key-file: made a new cluster key in {}. Copy that file to every machine of this "
+      "cluster and start them with --cluster-key-file FILE",
+      path.string());
   return key;
 }
 
@@ -94,12 +98,19 @@ int start(const StartFlags& flags) {
   }
   if (flags.check_config) {
     const Config& c = *config;
-    nlohmann::json doc = {{"name", c.name}, {"data_dir", c.data_dir.string()}, {"api_addr", c.api_addr},
-                          {"control_port", c.control_port}, {"discovery_port", c.discovery_port},
-                          {"interfaces", c.interfaces}, {"cluster_key_file", c.cluster_key_file.string()},
-                          {"peers", c.peers}, {"multicast", c.multicast},
-                          {"beacon_interval_ms", c.beacon_interval_ms}, {"peer_timeout_ms", c.peer_timeout_ms},
-                          {"log_level", c.log_level}, {"token_file", c.token_file.string()}};
+    nlohmann::json doc = {{"name", c.name},
+                          {"data_dir", c.data_dir.string()},
+                          {"api_addr", c.api_addr},
+                          {"control_port", c.control_port},
+                          {"discovery_port", c.discovery_port},
+                          {"interfaces", c.interfaces},
+                          {"cluster_key_file", c.cluster_key_file.string()},
+                          {"peers", c.peers},
+                          {"multicast", c.multicast},
+                          {"beacon_interval_ms", c.beacon_interval_ms},
+                          {"peer_timeout_ms", c.peer_timeout_ms},
+                          {"log_level", c.log_level},
+                          {"token_file", c.token_file.string()}};
     std::cout << doc.dump(2) << "\n";
     return kExitOk;
   }
@@ -128,9 +139,10 @@ int start(const StartFlags& flags) {
     }
     tokens = std::move(*loaded);
   } else if (!(api.host.rfind("127.", 0) == 0 || api.host == "localhost")) {
-    spdlog::critical("--api-addr {} listens beyond loopback, so API tokens are required: pass --token-file FILE "
-                     "(see configs/tokens.example.toml)",
-                     config->api_addr);
+    spdlog::critical(
+        "--api-addr {} listens beyond loopback, so API tokens are required: pass --token-file FILE "
+        "(see configs/tokens.example.toml)",
+        config->api_addr);
     return kExitConfig;
   }
   Agent agent(*config, *key, *identity, std::move(tokens));

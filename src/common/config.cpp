@@ -1,5 +1,6 @@
 #include "clusterd/common/config.h"
 
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -7,7 +8,6 @@
 #include <charconv>
 #include <cstdlib>
 #include <sstream>
-#include <toml++/toml.h>
 
 namespace clusterd {
 
@@ -28,8 +28,8 @@ Result<HostPort> parse_host_port(std::string_view text, const std::string& what)
 
 const std::vector<std::string>& config_keys() {
   static const std::vector<std::string> keys = {
-      "name", "data_dir", "api_addr", "control_port", "discovery_port", "interfaces", "cluster_key_file",
-      "peers", "multicast", "beacon_interval_ms", "peer_timeout_ms", "log_level", "token_file"};
+      "name",  "data_dir",  "api_addr",           "control_port",    "discovery_port", "interfaces", "cluster_key_file",
+      "peers", "multicast", "beacon_interval_ms", "peer_timeout_ms", "log_level",      "token_file"};
   return keys;
 }
 
@@ -45,8 +45,10 @@ std::filesystem::path expand_home(const std::filesystem::path& path) {
 Config default_config() {
   Config c;
   char host[256] = {};
-  if (gethostname(host, sizeof(host) - 1) == 0 && host[0]) c.name = host;
-  else c.name = "node";
+  if (gethostname(host, sizeof(host) - 1) == 0 && host[0])
+    c.name = host;
+  else
+    c.name = "node";
   c.data_dir = expand_home("~/.clusterd");
   return c;
 }
@@ -66,8 +68,10 @@ class KeyReader {
 
   void text(const char* key, std::string& out) {
     if (auto* node = table_.get(key)) {
-      if (auto v = node->value<std::string>()) out = *v;
-      else fail(key, "a string");
+      if (auto v = node->value<std::string>())
+        out = *v;
+      else
+        fail(key, "a string");
     }
   }
   void path(const char* key, std::filesystem::path& out) {
@@ -87,14 +91,17 @@ class KeyReader {
   void millis(const char* key, int& out) {
     if (auto* node = table_.get(key)) {
       auto v = node->value<int64_t>();
-      if (!v || !node->is_integer() || *v < 1 || *v > 3'600'000) return fail(key, "an integer from 1 to 3600000 (milliseconds)");
+      if (!v || !node->is_integer() || *v < 1 || *v > 3'600'000)
+        return fail(key, "an integer from 1 to 3600000 (milliseconds)");
       out = static_cast<int>(*v);
     }
   }
   void flag(const char* key, bool& out) {
     if (auto* node = table_.get(key)) {
-      if (auto v = node->value<bool>(); v && node->is_boolean()) out = *v;
-      else fail(key, "true or false");
+      if (auto v = node->value<bool>(); v && node->is_boolean())
+        out = *v;
+      else
+        fail(key, "true or false");
     }
   }
   void list(const char* key, std::vector<std::string>& out) {
@@ -131,8 +138,8 @@ Result<Config> parse_config_text(std::string_view text, const std::string& sourc
     table = toml::parse(text, source);
   } catch (const toml::parse_error& e) {
     std::ostringstream msg;
-    msg << "config " << source << ": line " << e.source().begin.line << ", column " << e.source().begin.column
-        << ": " << e.description();
+    msg << "config " << source << ": line " << e.source().begin.line << ", column " << e.source().begin.column << ": "
+        << e.description();
     return invalid_argument(msg.str());
   }
   for (auto&& [key, value] : table) {
@@ -200,13 +207,14 @@ Status validate_config(const Config& c) {
   }
   if (c.peer_timeout_ms < 2 * c.beacon_interval_ms) {
     return invalid_argument("config: key 'peer_timeout_ms' (" + std::to_string(c.peer_timeout_ms) +
-                            ") must be at least twice 'beacon_interval_ms' (" +
-                            std::to_string(c.beacon_interval_ms) + ") so one lost beacon does not expire a peer");
+                            ") must be at least twice 'beacon_interval_ms' (" + std::to_string(c.beacon_interval_ms) +
+                            ") so one lost beacon does not expire a peer");
   }
   static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
   if (std::none_of(std::begin(kLevels), std::end(kLevels), [&](const char* l) { return c.log_level == l; })) {
-    return invalid_argument("config: key 'log_level' must be one of trace, debug, info, warn, error, critical, off; got '" +
-                            c.log_level + "'");
+    return invalid_argument(
+        "config: key 'log_level' must be one of trace, debug, info, warn, error, critical, off; got '" + c.log_level +
+        "'");
   }
   if (c.control_port == c.discovery_port) {
     // TCP and UDP could share a number, but one number for two jobs confuses firewall rules.

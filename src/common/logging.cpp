@@ -17,8 +17,8 @@ Status setup_logging(const std::string& level, const std::filesystem::path& log_
     std::filesystem::create_directories(log_dir, ec);
     if (ec) return io_error("log dir " + log_dir.string() + ": cannot be created: " + ec.message());
     try {
-      sinks.push_back(std::make_shared<spdlog::sinks::rotating_file_sink_mt>((log_dir / "clusterd.log").string(),
-                                                                             10u << 20, 5));
+      sinks.push_back(
+          std::make_shared<spdlog::sinks::rotating_file_sink_mt>((log_dir / "clusterd.log").string(), 10u << 20, 5));
     } catch (const spdlog::spdlog_ex& e) {
       return io_error("log file in " + log_dir.string() + ": " + e.what());
     }

@@ -42,7 +42,9 @@ Status Discovery::open() {
     auto group = asio::ip::make_address_v4(kDiscoveryMulticastGroup);
     for (const auto& itf : options_.interfaces) {
       socket_.set_option(asio::ip::multicast::join_group(group, asio::ip::make_address_v4(itf.address, ec)), ec);
-      if (ec) spdlog::warn("discovery: cannot join {} on {} ({}): {}", kDiscoveryMulticastGroup, itf.name, itf.address, ec.message());
+      if (ec)
+        spdlog::warn("discovery: cannot join {} on {} ({}): {}", kDiscoveryMulticastGroup, itf.name, itf.address,
+                     ec.message());
     }
   }
   return Status::ok();

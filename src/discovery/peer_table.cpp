@@ -13,8 +13,7 @@ const char* peer_status_name(PeerStatus status) {
 
 PeerTable::PeerTable(const Clock& clock, PeerTableOptions options) : clock_(clock), options_(options) {}
 
-PeerEvent PeerTable::observe_beacon(const Beacon& b, const std::string& address, uint16_t port,
-                                    BeaconReject& reject) {
+PeerEvent PeerTable::observe_beacon(const Beacon& b, const std::string& address, uint16_t port, BeaconReject& reject) {
   reject = BeaconReject::kNone;
   int64_t now = clock_.now_ms();
   std::lock_guard lock(mu_);

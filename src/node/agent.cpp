@@ -1,10 +1,9 @@
 #include "clusterd/node/agent.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <unistd.h>
-
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <csignal>
@@ -24,8 +23,9 @@ Agent::Agent(Config config, std::string cluster_key, NodeIdentity identity, Toke
       signals_(io_, SIGINT, SIGTERM),
       tick_timer_(io_),
       // Suspect after two and a half lost beacons, but always before the timeout.
-      peers_(clock_, PeerTableOptions{std::min<int64_t>(config_.beacon_interval_ms * 5 / 2, config_.peer_timeout_ms * 3 / 4),
-                                      config_.peer_timeout_ms, 300'000}) {
+      peers_(clock_,
+             PeerTableOptions{std::min<int64_t>(config_.beacon_interval_ms * 5 / 2, config_.peer_timeout_ms * 3 / 4),
+                              config_.peer_timeout_ms, 300'000}) {
   api_ = *parse_host_port(config_.api_addr, "api_addr");  // validated by validate_config
   inventory_ = collect_inventory(config_.data_dir);
   http_ = std::make_unique<HttpApi>(*this, std::move(tokens), HttpApiOptions{api_.host, api_.port});
@@ -102,8 +102,8 @@ int Agent::run() {
       [this](const Beacon& other, const std::string& address) {
         std::string msg = "node id " + identity_.id + " is already used by the live node '" + other.name + "' at " +
                           address + ". The data dir " + config_.data_dir.string() +
-                          " was probably copied from that machine; delete " +
-                          (config_.data_dir / "node_id").string() + " here to give this node its own id";
+                          " was probably copied from that machine; delete " + (config_.data_dir / "node_id").string() +
+                          " here to give this node its own id";
         if (clock_.now_ms() - started_ms_ < 3 * config_.beacon_interval_ms) {
           spdlog::critical("refusing to start: {}", msg);
           shutdown(kExitDuplicateId);
@@ -260,8 +260,7 @@ void Agent::on_peer_event(PeerEvent event, const PeerInfo& p) {
       spdlog::info("peer '{}' {} left", p.name, p.node_id.substr(0, 8));
       control_->forget(p.node_id);
       break;
-    default:
-      break;
+    default: break;
   }
 }
 

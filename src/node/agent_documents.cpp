@@ -88,7 +88,10 @@ nlohmann::json Agent::cluster_document() const {
     if (p.status == PeerStatus::kSuspect || (p.status == PeerStatus::kGone && !p.left)) healthy = false;
   }
   for (const auto& l : control_->links()) {
-    links.push_back({{"from", identity_.id}, {"to", l.peer_id}, {"transport", l.transport}, {"rtt_us", l.rtt_us},
+    links.push_back({{"from", identity_.id},
+                     {"to", l.peer_id},
+                     {"transport", l.transport},
+                     {"rtt_us", l.rtt_us},
                      {"state", l.state}});
     auto peer = std::find_if(peers.begin(), peers.end(), [&](const PeerInfo& p) { return p.node_id == l.peer_id; });
     if (l.state != "up" && peer != peers.end() && peer->status == PeerStatus::kAlive) healthy = false;
@@ -98,8 +101,11 @@ nlohmann::json Agent::cluster_document() const {
     for (const auto& [from, reported] : peer_links_) {
       for (const auto& l : reported) {
         if (!l.is_object() || l.value("to", "") == identity_.id) continue;  // ours is listed already
-        links.push_back({{"from", from}, {"to", l.value("to", "")}, {"transport", l.value("transport", "tcp")},
-                         {"rtt_us", l.value("rtt_us", -1)}, {"state", l.value("state", "unknown")}});
+        links.push_back({{"from", from},
+                         {"to", l.value("to", "")},
+                         {"transport", l.value("transport", "tcp")},
+                         {"rtt_us", l.value("rtt_us", -1)},
+                         {"state", l.value("state", "unknown")}});
       }
     }
   }
@@ -150,7 +156,8 @@ void Agent::write_metrics(MetricsWriter& out) const {
   out.family("clusterd_control_handshake_failures_total", "counter",
              "Control connections refused during the handshake (wrong key, other cluster, timeout).");
   out.sample("clusterd_control_handshake_failures_total", static_cast<double>(c.handshake_failures.load()));
-  out.family("clusterd_control_frame_errors_total", "counter", "Control links closed for an oversize or malformed frame.");
+  out.family("clusterd_control_frame_errors_total", "counter",
+             "Control links closed for an oversize or malformed frame.");
   out.sample("clusterd_control_frame_errors_total", static_cast<double>(c.frame_errors.load()));
 
   out.family("clusterd_process_resident_memory_bytes", "gauge", "Resident memory of this clusterd process.");

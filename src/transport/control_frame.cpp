@@ -39,8 +39,8 @@ Result<nlohmann::json> decode_control_message(std::string_view payload) {
 }
 
 nlohmann::json hello_message(const Hello& h) {
-  return {{"type", "hello"}, {"version", h.version}, {"cluster_id", h.cluster_id},
-          {"node_id", h.node_id}, {"name", h.name}, {"nonce", h.nonce}};
+  return {{"type", "hello"},      {"version", h.version}, {"cluster_id", h.cluster_id},
+          {"node_id", h.node_id}, {"name", h.name},       {"nonce", h.nonce}};
 }
 
 Result<Hello> parse_hello(const nlohmann::json& m, const std::string& expected_cluster_id) {
@@ -66,8 +66,8 @@ Result<Hello> parse_hello(const nlohmann::json& m, const std::string& expected_c
   text("name", h.name);
   if (h.name.size() > 63) h.name.resize(63);
   if (h.cluster_id != expected_cluster_id) {
-    return permission_denied("peer belongs to cluster " + h.cluster_id.substr(0, 16) + ", not " +
-                             expected_cluster_id + " (a different cluster key)");
+    return permission_denied("peer belongs to cluster " + h.cluster_id.substr(0, 16) + ", not " + expected_cluster_id +
+                             " (a different cluster key)");
   }
   if (!is_uuid(h.node_id)) return invalid_argument("hello node_id is not a UUID");
   std::vector<uint8_t> nonce;
@@ -76,14 +76,12 @@ Result<Hello> parse_hello(const nlohmann::json& m, const std::string& expected_c
 }
 
 static std::string proof_for(std::string_view key, const Hello& prover, const Hello& verifier) {
-  std::string msg = "clusterd control auth v1|" + verifier.nonce + "|" + prover.nonce + "|" + prover.node_id + "|" +
-                    verifier.node_id;
+  std::string msg =
+      "clusterd control auth v1|" + verifier.nonce + "|" + prover.nonce + "|" + prover.node_id + "|" + verifier.node_id;
   return to_hex(hmac_sha256(key, msg));
 }
 
-std::string auth_proof(std::string_view key, const Hello& own, const Hello& peer) {
-  return proof_for(key, own, peer);
-}
+std::string auth_proof(std::string_view key, const Hello& own, const Hello& peer) { return proof_for(key, own, peer); }
 
 bool verify_auth_proof(std::string_view key, const Hello& own, const Hello& peer, std::string_view proof) {
   std::string expected = proof_for(key, peer, own);

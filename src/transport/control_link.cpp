@@ -56,8 +56,10 @@ void ControlLink::write_next() {
     if (self->state_ == State::kClosed) return;
     if (ec) return self->close("write failed: " + ec.message());
     self->out_.pop_front();
-    if (!self->out_.empty()) self->write_next();
-    else if (self->close_when_flushed_) self->close("");
+    if (!self->out_.empty())
+      self->write_next();
+    else if (self->close_when_flushed_)
+      self->close("");
   });
 }
 

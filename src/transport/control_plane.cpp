@@ -101,7 +101,8 @@ ControlLink::Callbacks ControlPlane::link_callbacks() {
       auto r = ready_.find(id);
       if (r != ready_.end() && r->second == link) {
         ready_.erase(r);
-        if (!reason.empty()) spdlog::info("control: link to {} ({}) closed: {}", link->peer_name(), id.substr(0, 8), reason);
+        if (!reason.empty())
+          spdlog::info("control: link to {} ({}) closed: {}", link->peer_name(), id.substr(0, 8), reason);
         publish();
         if (callbacks_.on_peer_lost) callbacks_.on_peer_lost(id, reason);
       }
@@ -167,7 +168,8 @@ void ControlPlane::dial(const std::string& peer_id) {
   timer->async_wait([socket](const boost::system::error_code& e) {
     if (!e) socket->close();  // connect took too long: a silent host
   });
-  socket->async_connect(tcp::endpoint(address, want.port), [this, socket, timer, peer_id](const boost::system::error_code& e) {
+  socket->async_connect(tcp::endpoint(address, want.port), [this, socket, timer,
+                                                            peer_id](const boost::system::error_code& e) {
     timer->cancel();
     auto w = wanted_.find(peer_id);
     if (stopped_ || w == wanted_.end()) return;

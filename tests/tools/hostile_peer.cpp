@@ -92,8 +92,9 @@ int run_udp(const char* host, int port, int count, const std::string& key) {
     if (i % 500 == 499) usleep(2000);  // let the receive buffer drain
   }
   close(fd);
-  std::printf("udp: sent %d datagrams (random %d, flipped %d, truncated %d, forged %d, other cluster %d, replayed %d)\n",
-              count, kinds[0], kinds[1], kinds[2], kinds[3], kinds[4], kinds[5]);
+  std::printf(
+      "udp: sent %d datagrams (random %d, flipped %d, truncated %d, forged %d, other cluster %d, replayed %d)\n", count,
+      kinds[0], kinds[1], kinds[2], kinds[3], kinds[4], kinds[5]);
   return 0;
 }
 
@@ -150,8 +151,8 @@ int run_tcp(const char* host, int port, int count) {
         out = encode_control_frame({{"type", "inventory"}, {"inventory", {{"cores", 1}}}});
         break;
       case 4:  // a hello with nonsense fields, then a forged auth
-        out = encode_control_frame({{"type", "hello"}, {"version", 1}, {"cluster_id", "0000"},
-                                    {"node_id", "x"}, {"nonce", "zz"}}) +
+        out = encode_control_frame(
+                  {{"type", "hello"}, {"version", 1}, {"cluster_id", "0000"}, {"node_id", "x"}, {"nonce", "zz"}}) +
               encode_control_frame({{"type", "auth"}, {"proof", "00"}});
         break;
       case 5:  // half a frame, then hang up
@@ -182,6 +183,8 @@ int main(int argc, char** argv) {
     return run_udp(argv[2], std::atoi(argv[3]), std::atoi(argv[4]), *key);
   }
   if (argc >= 5 && std::string(argv[1]) == "tcp") return run_tcp(argv[2], std::atoi(argv[3]), std::atoi(argv[4]));
-  std::fprintf(stderr, "usage: hostile_peer udp HOST PORT COUNT KEY_FILE | tcp HOST PORT COUNT | replay HOST PORT MS KEY_FILE\n");
+  std::fprintf(
+      stderr,
+      "usage: hostile_peer udp HOST PORT COUNT KEY_FILE | tcp HOST PORT COUNT | replay HOST PORT MS KEY_FILE\n");
   return 2;
 }

@@ -6,11 +6,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "clusterd/api/auth.h"
 #include "clusterd/api/metrics.h"

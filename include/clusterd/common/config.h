@@ -23,15 +23,15 @@ struct HostPort {
 Result<HostPort> parse_host_port(std::string_view text, const std::string& what);
 
 struct Config {
-  std::string name;                 // default: the hostname
-  std::filesystem::path data_dir;   // default: ~/.clusterd
+  std::string name;                // default: the hostname
+  std::filesystem::path data_dir;  // default: ~/.clusterd
   std::string api_addr = "127.0.0.1:8000";
   uint16_t control_port = 8001;
   uint16_t discovery_port = 8888;
-  std::vector<std::string> interfaces;  // empty: every up, non-loopback IPv4 interface
+  std::vector<std::string> interfaces;     // empty: every up, non-loopback IPv4 interface
   std::filesystem::path cluster_key_file;  // empty: DATA_DIR/cluster.key, made if missing
-  std::vector<std::string> peers;   // static peers, "HOST:PORT" of their discovery port
-  bool multicast = true;            // beacons to the multicast group and broadcast addresses
+  std::vector<std::string> peers;          // static peers, "HOST:PORT" of their discovery port
+  bool multicast = true;                   // beacons to the multicast group and broadcast addresses
   int beacon_interval_ms = 1000;
   int peer_timeout_ms = 3500;
   std::string log_level = "info";

@@ -39,7 +39,7 @@ struct Beacon {
   std::string cluster_id;  // 16 hex characters, see cluster_id_for_key
   std::string node_id;     // UUID text
   uint64_t incarnation = 0;
-  uint64_t sequence = 0;   // grows by one with every beacon of an incarnation
+  uint64_t sequence = 0;  // grows by one with every beacon of an incarnation
   uint16_t control_port = 0;
   uint16_t api_port = 0;
   std::string name;
@@ -50,12 +50,12 @@ struct Beacon {
 // Why a datagram was dropped; the names label clusterd_beacons_rejected_total.
 enum class BeaconReject {
   kNone = 0,
-  kMalformed,       // truncated, too long, bad field
-  kBadMagic,        // not a clusterd datagram at all
+  kMalformed,  // truncated, too long, bad field
+  kBadMagic,   // not a clusterd datagram at all
   kUnsupportedVersion,
-  kOtherCluster,    // a different cluster id (another key)
-  kBadMac,          // right cluster id, wrong MAC: forged or corrupted
-  kReplay,          // a sequence number already seen for this incarnation
+  kOtherCluster,      // a different cluster id (another key)
+  kBadMac,            // right cluster id, wrong MAC: forged or corrupted
+  kReplay,            // a sequence number already seen for this incarnation
   kStaleIncarnation,  // an incarnation older than the one known
 };
 const char* beacon_reject_name(BeaconReject reason);

@@ -5,14 +5,13 @@
 
 #include <array>
 #include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/udp.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "clusterd/common/config.h"
 #include "clusterd/common/status.h"
@@ -44,7 +43,7 @@ struct DiscoveryOptions {
 struct DiscoveryStats {
   std::atomic<uint64_t> sent{0};
   std::atomic<uint64_t> accepted{0};
-  std::atomic<uint64_t> duplicates{0};  // the same beacon by two paths
+  std::atomic<uint64_t> duplicates{0};              // the same beacon by two paths
   std::array<std::atomic<uint64_t>, 8> rejected{};  // indexed by BeaconReject
 };
 

@@ -5,11 +5,10 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "clusterd/common/clock.h"
 #include "clusterd/discovery/beacon.h"
@@ -24,7 +23,7 @@ struct PeerInfo {
   std::string name;
   uint64_t incarnation = 0;
   uint64_t last_sequence = 0;
-  std::string address;  // IPv4 the beacons come from
+  std::string address;          // IPv4 the beacons come from
   uint16_t discovery_port = 0;  // UDP port they come from (its discovery port)
   uint16_t control_port = 0;
   std::string api_host;
@@ -48,8 +47,8 @@ enum class PeerEvent {
 };
 
 struct PeerTableOptions {
-  int64_t suspect_after_ms = 2000;  // silence before a peer is shown as suspect
-  int64_t expire_after_ms = 3500;   // silence before a peer is gone
+  int64_t suspect_after_ms = 2000;    // silence before a peer is shown as suspect
+  int64_t expire_after_ms = 3500;     // silence before a peer is gone
   int64_t forget_after_ms = 300'000;  // how long a gone peer stays listed
 };
 

@@ -23,7 +23,7 @@ namespace clusterd {
 
 // Exit codes of `clusterd start`.
 constexpr int kExitOk = 0;
-constexpr int kExitConfig = 1;      // bad flags, config, key or token file
+constexpr int kExitConfig = 1;       // bad flags, config, key or token file
 constexpr int kExitDuplicateId = 2;  // another live node has this node's id
 constexpr int kExitUnavailable = 3;  // a port is taken, the data dir is locked...
 

@@ -5,10 +5,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "clusterd/common/status.h"
 #include "clusterd/transport/verbs.h"
@@ -26,16 +25,16 @@ struct NetworkInterface {
 };
 
 struct Accelerator {
-  std::string kind;  // "nvidia", "apple"
-  std::string name;  // "NVIDIA H100 80GB HBM3", "Apple M2 Ultra"
+  std::string kind;           // "nvidia", "apple"
+  std::string name;           // "NVIDIA H100 80GB HBM3", "Apple M2 Ultra"
   uint64_t memory_bytes = 0;  // 0 when unknown
 };
 
 struct Inventory {
   std::string hostname;
-  std::string os;          // "Linux 6.1.0-18-amd64 x86_64"
-  std::string cpu_model;   // "AMD EPYC 7B13"
-  int cores = 0;           // logical CPUs online
+  std::string os;                 // "Linux 6.1.0-18-amd64 x86_64"
+  std::string cpu_model;          // "AMD EPYC 7B13"
+  int cores = 0;                  // logical CPUs online
   std::vector<std::string> simd;  // "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw",
                                   // "avx512vl", "avx512_vnni", "neon", ...
   uint64_t memory_total_bytes = 0;
@@ -43,7 +42,7 @@ struct Inventory {
   std::vector<Accelerator> accelerators;
   std::vector<NetworkInterface> interfaces;  // IPv4 only
   std::vector<RdmaDevice> rdma_devices;
-  std::string rdma_status;  // "none found", "libibverbs not installed", or an error text
+  std::string rdma_status;       // "none found", "libibverbs not installed", or an error text
   uint64_t disk_free_bytes = 0;  // free space in the data dir's file system
 };
 

@@ -3,15 +3,14 @@
 // only then passes messages up. Oversize or malformed frames close it with a reason.
 #pragma once
 
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <string>
-
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "clusterd/transport/control_frame.h"
 

@@ -5,18 +5,17 @@
 
 #include <array>
 #include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <nlohmann/json.hpp>
 
 #include "clusterd/common/status.h"
 #include "clusterd/transport/control_link.h"
@@ -90,7 +89,7 @@ class ControlPlane {
   Callbacks callbacks_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::map<std::string, Want> wanted_;
-  std::map<std::string, std::shared_ptr<ControlLink>> ready_;   // by peer id
+  std::map<std::string, std::shared_ptr<ControlLink>> ready_;  // by peer id
   std::set<std::shared_ptr<ControlLink>> handshaking_;
   ControlPlaneStats stats_;
   bool stopped_ = false;
