@@ -8,7 +8,7 @@ packages=(
   libboost-dev libboost-system-dev
   nlohmann-json3-dev libspdlog-dev libcpp-httplib-dev libcli11-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev
-  libibverbs-dev libssl-dev
+  libibverbs-dev libssl-dev libpcre2-dev
   iproute2 curl jq procps psmisc prometheus
 )
 
