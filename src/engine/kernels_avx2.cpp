@@ -1,0 +1,163 @@
+// AVX2 dot products, chosen at run time: the build targets generic x86-64, so each
+// function carries its own target attribute and callers check cpu_has_avx2() first.
+// Integer parts are exact as in the scalar references (for quants in [-127, 127], all
+// that the quantizers produce); float parts add in a different order.
+#include <cstdint>
+
+#include "clusterd/engine/quant.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#define CLUSTERD_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+namespace clusterd {
+namespace {
+
+CLUSTERD_AVX2 inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+CLUSTERD_AVX2 inline float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
+
+// Eight int32 sums of products of signed bytes x and y, four products each. maddubs
+// wants its first operand unsigned, so x's sign moves onto y: |x| * (y * sign(x)).
+CLUSTERD_AVX2 inline __m256i dot_i8(__m256i x, __m256i y) {
+  const __m256i products = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+  return _mm256_madd_epi16(products, _mm256_set1_epi16(1));
+}
+
+// The same lane as `low` and `high` in the two halves of a 256-bit register.
+CLUSTERD_AVX2 inline __m256i join(__m128i low, __m128i high) {
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(low), high, 1);
+}
+
+}  // namespace
+
+bool cpu_has_avx2() {
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+
+CLUSTERD_AVX2 float vec_dot_q8_0_q8_0_avx2(int n, const block_q8_0* x, const block_q8_0* y) {
+  const int nb = n / kQK8_0;
+  __m256 acc = _mm256_setzero_ps();
+  for (int i = 0; i < nb; ++i) {
+    const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs));
+    const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs));
+    const __m256 d = _mm256_set1_ps(half_to_float(x[i].d) * half_to_float(y[i].d));
+    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(qx, qy)), acc);
+  }
+  return hsum(acc);
+}
+
+CLUSTERD_AVX2 float vec_dot_q4_0_q8_0_avx2(int n, const block_q4_0* x, const block_q8_0* y) {
+  const int nb = n / kQK4_0;
+  const __m256i low_nibble = _mm256_set1_epi8(0x0f);
+  const __m256i eight = _mm256_set1_epi8(8);
+  __m256 acc = _mm256_setzero_ps();
+  for (int i = 0; i < nb; ++i) {
+    // Elements 0..15 are the low nibbles, 16..31 the high ones.
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].qs));
+    const __m256i nibbles = _mm256_and_si256(join(packed, _mm_srli_epi16(packed, 4)), low_nibble);
+    const __m256i qx = _mm256_sub_epi8(nibbles, eight);
+    const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs));
+    const __m256 d = _mm256_set1_ps(half_to_float(x[i].d) * half_to_float(y[i].d));
+    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(qx, qy)), acc);
+  }
+  return hsum(acc);
+}
+
+CLUSTERD_AVX2 float vec_dot_q4_K_q8_K_avx2(int n, const block_q4_K* x, const block_q8_K* y) {
+  const int nb = n / kQK_K;
+  const __m256i low_nibble = _mm256_set1_epi8(0x0f);
+  __m256 acc = _mm256_setzero_ps();
+  float min_total = 0.0f;
+  for (int i = 0; i < nb; ++i) {
+    int sc[8], m[8];
+    int32_t sum_m = 0;
+    for (int s = 0; s < 8; ++s) {
+      k_quant_scale_min(s, x[i].scales, &sc[s], &m[s]);
+      sum_m += m[s] * (y[i].bsums[2 * s] + y[i].bsums[2 * s + 1]);
+    }
+    __m256i sumi = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {  // 64 elements: sub-blocks 2c (low nibbles) and 2c+1 (high)
+      const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs + 32 * c));
+      const __m256i q_low = _mm256_and_si256(packed, low_nibble);
+      const __m256i q_high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_nibble);
+      const __m256i y_low = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs + 64 * c));
+      const __m256i y_high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs + 64 * c + 32));
+      // q is unsigned (0..15), as maddubs wants; 16-bit pair sums stay below 2*15*128.
+      const __m256i p_low =
+          _mm256_madd_epi16(_mm256_maddubs_epi16(q_low, y_low), _mm256_set1_epi16(int16_t(sc[2 * c])));
+      const __m256i p_high =
+          _mm256_madd_epi16(_mm256_maddubs_epi16(q_high, y_high), _mm256_set1_epi16(int16_t(sc[2 * c + 1])));
+      sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p_low, p_high));
+    }
+    const float d = half_to_float(x[i].d) * y[i].d;
+    const float dmin = half_to_float(x[i].dmin) * y[i].d;
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    min_total += dmin * static_cast<float>(sum_m);
+  }
+  return hsum(acc) - min_total;
+}
+
+CLUSTERD_AVX2 float vec_dot_q6_K_q8_K_avx2(int n, const block_q6_K* x, const block_q8_K* y) {
+  const int nb = n / kQK_K;
+  const __m256i low_nibble = _mm256_set1_epi8(0x0f);
+  const __m256i two_bits = _mm256_set1_epi8(0x03);
+  __m256 acc = _mm256_setzero_ps();
+  float offset_total = 0.0f;
+  for (int i = 0; i < nb; ++i) {
+    // q - 32 is signed; maddubs needs one unsigned operand, so the dot uses q (0..63)
+    // and the offset comes back as 32 * sum_s scale[s] * bsums[s].
+    int32_t offset = 0;
+    for (int s = 0; s < 16; ++s) offset += x[i].scales[s] * y[i].bsums[s];
+    __m256i sumi = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t* ql = x[i].ql + 64 * h;
+      const __m256i ql_a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
+      const __m256i ql_b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qh + 32 * h));
+      // Quarter k: low 4 bits from ql_a/ql_b (low nibbles for k < 2), top 2 bits from
+      // bits 2k..2k+1 of qh. The masks keep 16-bit shifts from leaking across bytes.
+      const __m256i q[4] = {
+          _mm256_or_si256(_mm256_and_si256(ql_a, low_nibble), _mm256_slli_epi16(_mm256_and_si256(qh, two_bits), 4)),
+          _mm256_or_si256(_mm256_and_si256(ql_b, low_nibble),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), two_bits), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql_a, 4), low_nibble),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), two_bits), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql_b, 4), low_nibble),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), two_bits), 4)),
+      };
+      for (int k = 0; k < 4; ++k) {
+        const int s = 8 * h + 2 * k;  // elements 0..15 of the quarter, then 16..31 (s + 1)
+        const __m256i yq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs + 128 * h + 32 * k));
+        const __m256i scales = join(_mm_set1_epi16(x[i].scales[s]), _mm_set1_epi16(x[i].scales[s + 1]));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], yq), scales));
+      }
+    }
+    const float d = half_to_float(x[i].d) * y[i].d;
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    offset_total += d * static_cast<float>(32 * offset);
+  }
+  return hsum(acc) - offset_total;
+}
+
+}  // namespace clusterd
+
+#else  // not x86: no AVX2; the entry points exist so that callers link everywhere.
+
+namespace clusterd {
+
+bool cpu_has_avx2() { return false; }
+float vec_dot_q8_0_q8_0_avx2(int n, const block_q8_0* x, const block_q8_0* y) { return vec_dot_q8_0_q8_0(n, x, y); }
+float vec_dot_q4_0_q8_0_avx2(int n, const block_q4_0* x, const block_q8_0* y) { return vec_dot_q4_0_q8_0(n, x, y); }
+float vec_dot_q4_K_q8_K_avx2(int n, const block_q4_K* x, const block_q8_K* y) { return vec_dot_q4_K_q8_K(n, x, y); }
+float vec_dot_q6_K_q8_K_avx2(int n, const block_q6_K* x, const block_q8_K* y) { return vec_dot_q6_K_q8_K(n, x, y); }
+
+}  // namespace clusterd
+
+#endif
