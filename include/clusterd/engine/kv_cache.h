@@ -1,0 +1,58 @@
+// The KV cache: for each sequence and layer, the keys and values of every position so
+// far, for this shard's KV heads. F16 by default (half the memory), F32 on request.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include "clusterd/common/status.h"
+#include "clusterd/model/tensor_type.h"
+
+namespace clusterd {
+
+struct KvCacheOptions {
+  int n_layer = 0;    // layers held here
+  int kv_width = 0;   // KV heads here * head_dim
+  int n_ctx = 2048;   // positions per sequence
+  int max_sequences = 16;
+  TensorType type = TensorType::kF16;  // kF16 or kF32
+};
+
+class KvCache {
+ public:
+  explicit KvCache(KvCacheOptions options);
+
+  // Memory one sequence takes (keys and values of every layer at full context).
+  uint64_t bytes_per_sequence() const;
+  uint64_t bytes_in_use() const;
+  int n_ctx() const { return options_.n_ctx; }
+  TensorType type() const { return options_.type; }
+
+  // Makes room for `seq` (allocated on first use). Fails when max_sequences are in use.
+  Status reserve(int seq);
+  void release(int seq);
+  bool has(int seq) const { return slots_.count(seq) > 0; }
+
+  // Writes one position's key and value (kv_width floats each) of `layer`.
+  void store(int seq, int layer, int pos, const float* k, const float* v);
+  // Reads keys / values of positions [0, n) of one KV head into `out` as f32,
+  // row-major [n][head_dim]; `head_offset` = head * head_dim.
+  void load_keys(int seq, int layer, int n, int head_offset, int head_dim, float* out) const;
+  void load_values(int seq, int layer, int n, int head_offset, int head_dim, float* out) const;
+
+ private:
+  struct Slot {
+    std::vector<uint8_t> k, v;  // [layer][pos][kv_width] in `type`
+  };
+  size_t element_bytes() const { return options_.type == TensorType::kF16 ? 2 : 4; }
+  size_t offset(int layer, int pos, int col) const {
+    return ((static_cast<size_t>(layer) * options_.n_ctx + pos) * options_.kv_width + col) * element_bytes();
+  }
+  void load(const std::vector<uint8_t>& src, int layer, int n, int head_offset, int head_dim, float* out) const;
+
+  KvCacheOptions options_;
+  std::map<int, Slot> slots_;
+};
+
+}  // namespace clusterd

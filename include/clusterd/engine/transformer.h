@@ -1,0 +1,65 @@
+// The transformer forward pass over one shard, for a batch of tokens that may belong to
+// several sequences (prefill chunks and batched decode run the same code).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "clusterd/common/status.h"
+#include "clusterd/engine/kv_cache.h"
+#include "clusterd/engine/matmul.h"
+#include "clusterd/engine/shard.h"
+#include "clusterd/engine/thread_pool.h"
+#include "clusterd/engine/weights.h"
+
+namespace clusterd {
+
+struct BatchToken {
+  int32_t token = 0;
+  int32_t pos = 0;  // position in its sequence
+  int32_t seq = 0;  // sequence id
+  bool logits = false;  // return this token's logits
+};
+
+struct TransformerOptions {
+  int n_ctx = 2048;
+  int max_sequences = 16;
+  TensorType kv_type = TensorType::kF16;
+  int n_threads = 1;
+};
+
+class Transformer {
+ public:
+  // `weights` and `collective` must outlive the transformer.
+  Transformer(const ModelWeights& weights, Collective& collective, TransformerOptions options);
+
+  // Runs the batch. For every token with `logits` set, appends shard.n_vocab() logits
+  // (this shard's vocab rows) to `logits`, in batch order. Positions must continue
+  // each sequence's cache (pos = tokens already cached for that sequence).
+  Status forward(std::span<const BatchToken> batch, std::vector<float>& logits);
+
+  // Frees a sequence's cache.
+  void release_sequence(int seq) { kv_.release(seq); }
+  const KvCache& kv_cache() const { return kv_; }
+  const ModelWeights& weights() const { return w_; }
+
+ private:
+  void attention(int layer, std::span<const BatchToken> batch);
+  void rope(float* x, int n_heads, int pos) const;
+
+  const ModelWeights& w_;
+  Collective& collective_;
+  TransformerOptions options_;
+  ThreadPool pool_;
+  KvCache kv_;
+  MatmulScratch scratch_;
+  std::vector<float> rope_inv_freq_;  // (n_rot / 2)
+  // Activations, reused between calls: [tokens][width].
+  std::vector<float> x_, xb_, q_, k_, v_, att_, proj_, gate_, up_, keys_, values_, scores_;
+};
+
+// out = x / rms(x) * weight, for one row of n elements.
+void rms_norm(const float* x, const float* weight, float* out, int n, float eps);
+
+}  // namespace clusterd

@@ -1,0 +1,50 @@
+// The weights one rank uses, as views into the mapped GGUF file (nothing is copied
+// but small vectors: norms, biases, rope factors). Shapes are checked against the
+// hyper-parameters; slices follow the Shard.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "clusterd/common/status.h"
+#include "clusterd/engine/matmul.h"
+#include "clusterd/engine/shard.h"
+#include "clusterd/model/gguf.h"
+#include "clusterd/model/model_params.h"
+
+namespace clusterd {
+
+struct LayerWeights {
+  std::vector<float> attn_norm;  // (n_embd)
+  WeightMatrix wq;               // (n_embd -> shard q heads * head_dim)
+  WeightMatrix wk, wv;           // (n_embd -> shard kv heads * head_dim)
+  std::vector<float> bq, bk, bv;  // qwen2 biases of the shard's rows; empty otherwise
+  std::vector<float> q_norm, k_norm;  // qwen3 (head_dim); empty otherwise
+  WeightMatrix wo;               // (shard q heads * head_dim -> n_embd): a column slice
+  std::vector<float> ffn_norm;   // (n_embd)
+  WeightMatrix w_gate, w_up;     // (n_embd -> shard ffn columns)
+  WeightMatrix w_down;           // (shard ffn columns -> n_embd): a column slice
+};
+
+struct ModelWeights {
+  ModelParams params;
+  Shard shard;
+  WeightMatrix token_embd;          // (n_embd, n_vocab), replicated
+  std::vector<float> output_norm;   // (n_embd)
+  WeightMatrix output;              // (n_embd -> shard vocab rows)
+  std::vector<float> rope_freqs;    // (n_rot / 2) frequency divisors, llama 3.1; empty otherwise
+  std::vector<LayerWeights> layers; // indexed by layer - shard.layer_begin
+  // Column slices that did not align with their type's blocks, requantized at load
+  // time (to Q8_0 where 32-aligned, else F32); the views above point into these.
+  std::vector<std::vector<uint8_t>> requantized;
+  std::vector<std::string> load_notes;  // one line per requantized slice
+
+  // Bytes of weight data this shard reads (for memory accounting and bandwidth bounds).
+  uint64_t bytes() const;
+};
+
+// Builds the views. The file must outlive the result. Errors name the file and the
+// tensor ("x.gguf: tensor blk.2.ffn_up.weight has shape [128, 384], expected [128, 512]").
+Result<ModelWeights> load_weights(const GgufFile& file, const ModelParams& params, const Shard& shard);
+
+}  // namespace clusterd

@@ -1,0 +1,176 @@
+#include "clusterd/engine/transformer.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "clusterd/engine/quant.h"
+
+namespace clusterd {
+
+void rms_norm(const float* x, const float* weight, float* out, int n, float eps) {
+  double ss = 0;
+  for (int i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float scale = 1.0f / std::sqrt(static_cast<float>(ss / n) + eps);
+  for (int i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
+}
+
+static float silu(float x) { return x / (1.0f + std::exp(-x)); }
+
+Transformer::Transformer(const ModelWeights& weights, Collective& collective, TransformerOptions options)
+    : w_(weights),
+      collective_(collective),
+      options_(options),
+      pool_(options.n_threads),
+      kv_(KvCacheOptions{static_cast<int>(weights.layers.size()), weights.shard.n_kv_heads() * weights.params.head_dim,
+                         options.n_ctx, options.max_sequences, options.kv_type}) {
+  const ModelParams& p = w_.params;
+  rope_inv_freq_.resize(p.n_rot / 2);
+  for (int i = 0; i < p.n_rot / 2; ++i) {
+    rope_inv_freq_[i] = std::pow(p.rope_base, -2.0f * i / p.n_rot);
+    if (!w_.rope_freqs.empty()) rope_inv_freq_[i] /= w_.rope_freqs[i];
+  }
+}
+
+// Rotates the first n_rot dimensions of each head of x (n_heads * head_dim) by pos.
+void Transformer::rope(float* x, int n_heads, int pos) const {
+  const ModelParams& p = w_.params;
+  const int half = p.n_rot / 2;
+  for (int h = 0; h < n_heads; ++h) {
+    float* head = x + static_cast<size_t>(h) * p.head_dim;
+    for (int i = 0; i < half; ++i) {
+      const float theta = pos * rope_inv_freq_[i];
+      const float c = std::cos(theta), s = std::sin(theta);
+      // Normal style pairs neighbours; NeoX pairs the two halves.
+      float* a = p.rope_style == RopeStyle::kNormal ? &head[2 * i] : &head[i];
+      float* b = p.rope_style == RopeStyle::kNormal ? &head[2 * i + 1] : &head[i + half];
+      const float x0 = *a, x1 = *b;
+      *a = x0 * c - x1 * s;
+      *b = x0 * s + x1 * c;
+    }
+  }
+}
+
+Status Transformer::forward(std::span<const BatchToken> batch, std::vector<float>& logits) {
+  const ModelParams& p = w_.params;
+  const Shard& sh = w_.shard;
+  const int T = static_cast<int>(batch.size());
+  const int E = p.n_embd, hd = p.head_dim;
+  const int nq = sh.n_kv_heads() * p.n_gqa() * hd;  // this shard's query width
+  const int nkv = sh.n_kv_heads() * hd;
+  const int nff = static_cast<int>(sh.n_ffn());
+  for (const auto& t : batch) {
+    if (t.token < 0 || t.token >= p.n_vocab) return invalid_argument("token id " + std::to_string(t.token) + " outside the vocabulary");
+    if (t.pos < 0 || t.pos >= options_.n_ctx) {
+      return invalid_argument("position " + std::to_string(t.pos) + " beyond the context of " + std::to_string(options_.n_ctx));
+    }
+    if (Status s = kv_.reserve(t.seq); !s.is_ok()) return s;
+  }
+  x_.resize(static_cast<size_t>(T) * E);
+  xb_.resize(x_.size());
+  proj_.resize(x_.size());
+  q_.resize(static_cast<size_t>(T) * nq);
+  att_.resize(q_.size());
+  k_.resize(static_cast<size_t>(T) * nkv);
+  v_.resize(k_.size());
+  gate_.resize(static_cast<size_t>(T) * nff);
+  up_.resize(gate_.size());
+
+  // x = token_embd[token]                                 (T, n_embd)
+  for (int t = 0; t < T; ++t) {
+    const uint8_t* row = w_.token_embd.data + static_cast<size_t>(batch[t].token) * w_.token_embd.row_stride;
+    dequantize_row(w_.token_embd.type, row, &x_[static_cast<size_t>(t) * E], E);
+  }
+
+  for (int l = 0; l < static_cast<int>(w_.layers.size()); ++l) {
+    const LayerWeights& L = w_.layers[l];
+    // Attention block: x += wo · attention(rope(wq·norm(x)), rope(wk·norm(x)), wv·norm(x))
+    for (int t = 0; t < T; ++t) rms_norm(&x_[t * E], L.attn_norm.data(), &xb_[t * E], E, p.rms_eps);
+    matmul(L.wq, xb_.data(), T, q_.data(), pool_, scratch_);  // (T, nq)
+    matmul(L.wk, xb_.data(), T, k_.data(), pool_, scratch_);  // (T, nkv)
+    matmul(L.wv, xb_.data(), T, v_.data(), pool_, scratch_);  // (T, nkv)
+    for (int t = 0; t < T; ++t) {
+      float* q = &q_[static_cast<size_t>(t) * nq];
+      float* k = &k_[static_cast<size_t>(t) * nkv];
+      if (!L.bq.empty()) {
+        for (int i = 0; i < nq; ++i) q[i] += L.bq[i];
+        for (int i = 0; i < nkv; ++i) k[i] += L.bk[i], v_[static_cast<size_t>(t) * nkv + i] += L.bv[i];
+      }
+      if (!L.q_norm.empty()) {
+        for (int h = 0; h < nq / hd; ++h) rms_norm(q + h * hd, L.q_norm.data(), q + h * hd, hd, p.rms_eps);
+        for (int h = 0; h < nkv / hd; ++h) rms_norm(k + h * hd, L.k_norm.data(), k + h * hd, hd, p.rms_eps);
+      }
+      rope(q, nq / hd, batch[t].pos);
+      rope(k, nkv / hd, batch[t].pos);
+      kv_.store(batch[t].seq, l, batch[t].pos, k, &v_[static_cast<size_t>(t) * nkv]);
+    }
+    attention(l, batch);                                        // (T, nq)
+    matmul(L.wo, att_.data(), T, proj_.data(), pool_, scratch_);  // (T, n_embd), partial over shards
+    if (Status s = collective_.all_reduce_sum(proj_); !s.is_ok()) return s;  // TP point 1
+    for (size_t i = 0; i < x_.size(); ++i) x_[i] += proj_[i];
+
+    // Feed-forward block: x += w_down · (silu(w_gate·norm(x)) * w_up·norm(x))
+    for (int t = 0; t < T; ++t) rms_norm(&x_[t * E], L.ffn_norm.data(), &xb_[t * E], E, p.rms_eps);
+    matmul(L.w_gate, xb_.data(), T, gate_.data(), pool_, scratch_);  // (T, nff)
+    matmul(L.w_up, xb_.data(), T, up_.data(), pool_, scratch_);      // (T, nff)
+    for (size_t i = 0; i < gate_.size(); ++i) gate_[i] = silu(gate_[i]) * up_[i];
+    matmul(L.w_down, gate_.data(), T, proj_.data(), pool_, scratch_);  // (T, n_embd), partial
+    if (Status s = collective_.all_reduce_sum(proj_); !s.is_ok()) return s;  // TP point 2
+    for (size_t i = 0; i < x_.size(); ++i) x_[i] += proj_[i];
+  }
+
+  // Output: logits = output · norm(x) for the tokens that want them  (n, shard vocab)
+  if (!sh.outputs) return Status::ok();
+  std::vector<int> rows;
+  for (int t = 0; t < T; ++t) {
+    if (batch[t].logits) rows.push_back(t);
+  }
+  const int64_t V = sh.n_vocab();
+  for (size_t r = 0; r < rows.size(); ++r) {
+    rms_norm(&x_[static_cast<size_t>(rows[r]) * E], w_.output_norm.data(), &xb_[r * E], E, p.rms_eps);
+  }
+  size_t first = logits.size();
+  logits.resize(first + rows.size() * V);
+  if (!rows.empty()) matmul(w_.output, xb_.data(), static_cast<int>(rows.size()), &logits[first], pool_, scratch_);
+  return Status::ok();
+}
+
+// att[t] = softmax(q[t] · K^T / sqrt(head_dim)) · V over positions 0..pos of t's
+// sequence, per query head, with the KV head of its group (GQA).
+void Transformer::attention(int layer, std::span<const BatchToken> batch) {
+  const ModelParams& p = w_.params;
+  const int hd = p.head_dim, gqa = p.n_gqa();
+  const int n_kv_heads = w_.shard.n_kv_heads();
+  const int nq = n_kv_heads * gqa * hd;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  for (int t = 0; t < static_cast<int>(batch.size()); ++t) {
+    const int n = batch[t].pos + 1;
+    keys_.resize(static_cast<size_t>(n) * hd);
+    values_.resize(keys_.size());
+    scores_.resize(n);
+    for (int kvh = 0; kvh < n_kv_heads; ++kvh) {
+      kv_.load_keys(batch[t].seq, layer, n, kvh * hd, hd, keys_.data());
+      kv_.load_values(batch[t].seq, layer, n, kvh * hd, hd, values_.data());
+      for (int g = 0; g < gqa; ++g) {
+        const int h = kvh * gqa + g;
+        const float* q = &q_[static_cast<size_t>(t) * nq + h * hd];
+        float* out = &att_[static_cast<size_t>(t) * nq + h * hd];
+        float max_score = -INFINITY;
+        for (int j = 0; j < n; ++j) {
+          float s = 0;
+          for (int i = 0; i < hd; ++i) s += q[i] * keys_[static_cast<size_t>(j) * hd + i];
+          scores_[j] = s * scale;
+          max_score = std::max(max_score, scores_[j]);
+        }
+        float sum = 0;
+        for (int j = 0; j < n; ++j) sum += (scores_[j] = std::exp(scores_[j] - max_score));
+        std::fill(out, out + hd, 0.0f);
+        for (int j = 0; j < n; ++j) {
+          const float w = scores_[j] / sum;
+          for (int i = 0; i < hd; ++i) out[i] += w * values_[static_cast<size_t>(j) * hd + i];
+        }
+      }
+    }
+  }
+}
+
+}  // namespace clusterd

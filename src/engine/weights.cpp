@@ -1,0 +1,166 @@
+#include "clusterd/engine/weights.h"
+
+#include <string>
+
+#include "clusterd/engine/quant.h"
+
+namespace clusterd {
+
+namespace {
+
+std::string shape_text(int64_t a, int64_t b) { return "[" + std::to_string(a) + ", " + std::to_string(b) + "]"; }
+
+class WeightLoader {
+ public:
+  WeightLoader(const GgufFile& file) : file_(file) {}
+
+  // A 2-D tensor of exactly (ne0, ne1).
+  WeightMatrix matrix(const std::string& name, int64_t ne0, int64_t ne1) {
+    WeightMatrix m;
+    const GgufTensorInfo* t = tensor(name);
+    if (!t) return m;
+    if (t->n_dims > 2 || t->ne[0] != ne0 || t->ne[1] != ne1) {
+      fail("tensor " + name + " has shape " + shape_text(t->ne[0], t->ne[1]) + ", expected " + shape_text(ne0, ne1));
+      return m;
+    }
+    if (!quant_type_supported(t->type) || t->type == TensorType::kQ8_K) {
+      fail("tensor " + name + " has type " + std::string(tensor_type_name(t->type)) +
+           ", which clusterd cannot compute with (supported: f32, f16, bf16, q8_0, q4_0, q4_K, q5_K, q6_K)");
+      return m;
+    }
+    m.type = t->type;
+    m.n_in = ne0;
+    m.n_out = ne1;
+    m.data = file_.tensor_data(*t).data();
+    m.row_stride = tensor_row_bytes(t->type, ne0);
+    return m;
+  }
+
+  // A 1-D tensor of `n` elements, converted to f32; `optional` tensors may be absent.
+  std::vector<float> vector(const std::string& name, int64_t n, bool optional = false) {
+    const GgufTensorInfo* t = optional ? file_.find_tensor(name) : tensor(name);
+    if (!t) return {};
+    if (t->n_dims != 1 || t->ne[0] != n) {
+      fail("tensor " + name + " has " + std::to_string(t->ne[0]) + " elements, expected " + std::to_string(n));
+      return {};
+    }
+    if (!quant_type_supported(t->type)) {
+      fail("tensor " + name + " has unsupported type " + std::string(tensor_type_name(t->type)));
+      return {};
+    }
+    std::vector<float> out(n);
+    dequantize_row(t->type, file_.tensor_data(*t).data(), out.data(), n);
+    return out;
+  }
+
+  const Status& status() const { return status_; }
+
+ private:
+  const GgufTensorInfo* tensor(const std::string& name) {
+    const GgufTensorInfo* t = file_.find_tensor(name);
+    if (!t) fail("tensor " + name + " is missing");
+    return t;
+  }
+  void fail(const std::string& what) {
+    if (status_.is_ok()) status_ = invalid_argument(file_.name() + ": " + what);
+  }
+  const GgufFile& file_;
+  Status status_;
+};
+
+// Columns [first, first + count) of `m`, requantized into `storage` when the slice does
+// not start and end on the type's block boundaries.
+WeightMatrix column_slice(const WeightMatrix& m, int64_t first, int64_t count, const std::string& name,
+                          ModelWeights& w) {
+  const int block = quant_block_size(m.type);
+  if (first % block == 0 && count % block == 0) return m.columns(first, count);
+  const TensorType to = first % 32 == 0 && count % 32 == 0 ? TensorType::kQ8_0 : TensorType::kF32;
+  const size_t out_row = tensor_row_bytes(to, count);
+  std::vector<uint8_t> data(out_row * m.n_out);
+  std::vector<float> row(m.n_in);
+  for (int64_t r = 0; r < m.n_out; ++r) {
+    dequantize_row(m.type, m.data + r * m.row_stride, row.data(), m.n_in);
+    (void)quantize_row(to, row.data() + first, data.data() + r * out_row, count);
+  }
+  w.load_notes.push_back(name + ": columns [" + std::to_string(first) + ", " + std::to_string(first + count) +
+                         ") do not align with " + std::string(tensor_type_name(m.type)) + " blocks of " +
+                         std::to_string(block) + "; requantized to " + std::string(tensor_type_name(to)));
+  WeightMatrix out{to, count, m.n_out, nullptr, out_row};
+  w.requantized.push_back(std::move(data));
+  out.data = w.requantized.back().data();
+  return out;
+}
+
+std::vector<float> slice(const std::vector<float>& v, int64_t first, int64_t count) {
+  if (v.empty()) return {};
+  return std::vector<float>(v.begin() + first, v.begin() + first + count);
+}
+
+}  // namespace
+
+uint64_t ModelWeights::bytes() const {
+  auto m = [](const WeightMatrix& w) { return w.data ? static_cast<uint64_t>(w.n_out) * tensor_row_bytes(w.type, w.n_in) : 0; };
+  uint64_t total = shard.outputs ? m(output) : 0;
+  for (const auto& l : layers) total += m(l.wq) + m(l.wk) + m(l.wv) + m(l.wo) + m(l.w_gate) + m(l.w_up) + m(l.w_down);
+  return total;
+}
+
+Result<ModelWeights> load_weights(const GgufFile& file, const ModelParams& p, const Shard& shard) {
+  if (Status s = validate_shard(shard, p); !s.is_ok()) return s;
+  ModelWeights w;
+  w.params = p;
+  w.shard = shard;
+  WeightLoader load(file);
+  const int64_t hd = p.head_dim;
+  const int64_t q_rows = static_cast<int64_t>(p.n_head) * hd;
+  const int64_t kv_rows = static_cast<int64_t>(p.n_head_kv) * hd;
+  // The shard's query heads are those of its KV-head groups.
+  const int64_t q0 = static_cast<int64_t>(shard.kv_head_begin) * p.n_gqa() * hd;
+  const int64_t nq = static_cast<int64_t>(shard.n_kv_heads()) * p.n_gqa() * hd;
+  const int64_t k0 = static_cast<int64_t>(shard.kv_head_begin) * hd;
+  const int64_t nk = static_cast<int64_t>(shard.n_kv_heads()) * hd;
+
+  w.token_embd = load.matrix("token_embd.weight", p.n_embd, p.n_vocab);
+  if (shard.outputs) {
+    w.output_norm = load.vector("output_norm.weight", p.n_embd);
+    WeightMatrix out = p.tied_embeddings ? w.token_embd : load.matrix("output.weight", p.n_embd, p.n_vocab);
+    if (out.data) w.output = out.rows(shard.vocab_begin, shard.n_vocab());
+  }
+  if (p.rope_freq_factors) w.rope_freqs = load.vector("rope_freqs.weight", p.n_rot / 2);
+
+  for (int l = shard.layer_begin; l < shard.layer_end && load.status().is_ok(); ++l) {
+    const std::string b = "blk." + std::to_string(l) + ".";
+    LayerWeights L;
+    L.attn_norm = load.vector(b + "attn_norm.weight", p.n_embd);
+    WeightMatrix wq = load.matrix(b + "attn_q.weight", p.n_embd, q_rows);
+    WeightMatrix wk = load.matrix(b + "attn_k.weight", p.n_embd, kv_rows);
+    WeightMatrix wv = load.matrix(b + "attn_v.weight", p.n_embd, kv_rows);
+    WeightMatrix wo = load.matrix(b + "attn_output.weight", q_rows, p.n_embd);
+    if (p.qkv_bias) {
+      L.bq = slice(load.vector(b + "attn_q.bias", q_rows), q0, nq);
+      L.bk = slice(load.vector(b + "attn_k.bias", kv_rows), k0, nk);
+      L.bv = slice(load.vector(b + "attn_v.bias", kv_rows), k0, nk);
+    }
+    if (p.qk_norm) {
+      L.q_norm = load.vector(b + "attn_q_norm.weight", hd);
+      L.k_norm = load.vector(b + "attn_k_norm.weight", hd);
+    }
+    L.ffn_norm = load.vector(b + "ffn_norm.weight", p.n_embd);
+    WeightMatrix gate = load.matrix(b + "ffn_gate.weight", p.n_embd, p.n_ff);
+    WeightMatrix up = load.matrix(b + "ffn_up.weight", p.n_embd, p.n_ff);
+    WeightMatrix down = load.matrix(b + "ffn_down.weight", p.n_ff, p.n_embd);
+    if (!load.status().is_ok()) break;
+    L.wq = wq.rows(q0, nq);
+    L.wk = wk.rows(k0, nk);
+    L.wv = wv.rows(k0, nk);
+    L.wo = column_slice(wo, q0, nq, b + "attn_output.weight", w);
+    L.w_gate = gate.rows(shard.ffn_begin, shard.n_ffn());
+    L.w_up = up.rows(shard.ffn_begin, shard.n_ffn());
+    L.w_down = column_slice(down, shard.ffn_begin, shard.n_ffn(), b + "ffn_down.weight", w);
+    w.layers.push_back(std::move(L));
+  }
+  if (!load.status().is_ok()) return load.status();
+  return w;
+}
+
+}  // namespace clusterd
