@@ -14,6 +14,7 @@
 #include "clusterd/common/logging.h"
 #include "clusterd/common/node_identity.h"
 #include "clusterd/node/agent.h"
+#include "clusterd_commands.h"
 
 namespace {
 
@@ -160,8 +161,14 @@ int main(int argc, char** argv) {
   auto* start_cmd = app.add_subcommand("start", "run this machine's agent in the foreground");
   add_start_flags(start_cmd, flags);
   auto* keygen_cmd = app.add_subcommand("keygen", "print a fresh random cluster key");
+  cli::Runner run;
+  cli::add_model_commands(app, run);
+  cli::add_tokenize_command(app, run);
+  cli::add_run_command(app, run);
+  cli::add_bench_command(app, run);
 
   CLI11_PARSE(app, argc, argv);
+  if (run) return run();
   if (*keygen_cmd) {
     std::cout << generate_cluster_key() << "\n";
     return 0;

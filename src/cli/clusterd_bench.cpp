@@ -1,0 +1,128 @@
+// clusterd bench: prompt processing and generation speed on this node, next to the
+// memory-bandwidth bound for generation (bytes of weights read per token divided by the
+// read bandwidth this command measures over a buffer of the model's size).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <sstream>
+
+#include "clusterd/engine/model.h"
+#include "clusterd/engine/transformer.h"
+#include "clusterd_commands.h"
+
+namespace clusterd::cli {
+
+namespace {
+
+struct BenchOptions {
+  std::string model;
+  int prompt = 128;
+  int gen = 64;
+  std::string threads = "1,2";
+  int reps = 3;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+// Bytes per second reading `buffer` with every thread of `pool` (best of 3 passes).
+double read_bandwidth(const std::vector<uint64_t>& buffer, ThreadPool& pool) {
+  double best = 0;
+  std::vector<uint64_t> sums(pool.size());
+  for (int pass = 0; pass < 3; ++pass) {
+    auto t = std::chrono::steady_clock::now();
+    pool.parallel_for(static_cast<int64_t>(buffer.size()), 4096, [&](int thread, int64_t begin, int64_t end) {
+      uint64_t a = 0, b = 0, c = 0, d = 0;
+      int64_t i = begin;
+      for (; i + 4 <= end; i += 4) a += buffer[i], b += buffer[i + 1], c += buffer[i + 2], d += buffer[i + 3];
+      for (; i < end; ++i) a += buffer[i];
+      sums[thread] += a + b + c + d;
+    });
+    best = std::max(best, buffer.size() * 8.0 / seconds_since(t));
+  }
+  volatile uint64_t sink = sums[0];  // keep the reads
+  (void)sink;
+  return best;
+}
+
+int bench(const BenchOptions& o) {
+  auto model = Model::open(o.model);
+  if (!model.is_ok()) {
+    std::fprintf(stderr, "clusterd: %s\n", model.status().message().c_str());
+    return 1;
+  }
+  const ModelParams& p = (*model)->params;
+  auto weights = load_weights(*(*model)->file, p, Shard::whole(p));
+  if (!weights.is_ok()) {
+    std::fprintf(stderr, "clusterd: %s\n", weights.status().message().c_str());
+    return 1;
+  }
+  std::vector<int> thread_counts;
+  std::stringstream ss(o.threads);
+  for (std::string item; std::getline(ss, item, ',');) thread_counts.push_back(std::max(1, std::atoi(item.c_str())));
+  // Generation reads every weight once per token (the embedding is one row).
+  const double bytes_per_token = static_cast<double>(weights->bytes());
+  std::vector<uint64_t> buffer(static_cast<size_t>(bytes_per_token / 8) + 1);
+  for (size_t i = 0; i < buffer.size(); ++i) buffer[i] = i;  // touch every page
+
+  std::printf("model: %s (%s, %d layers, n_embd %d; %.2f GiB of weights read per token)\n", o.model.c_str(),
+              p.arch_name.c_str(), p.n_layer, p.n_embd, bytes_per_token / (1 << 30));
+  std::printf("%-8s %12s %12s %14s %16s %10s\n", "threads", "pp tok/s", "tg tok/s", "read GB/s", "tg bound tok/s",
+              "tg/bound");
+  LocalCollective local;
+  for (int threads : thread_counts) {
+    Transformer tf(*weights, local, TransformerOptions{o.prompt + o.gen + 8, 1, TensorType::kF16, threads});
+    std::vector<double> pp, tg;
+    for (int rep = 0; rep < o.reps; ++rep) {
+      std::vector<BatchToken> batch;
+      for (int i = 0; i < o.prompt; ++i) batch.push_back({(i * 7919 + 13) % p.n_vocab, i, 0, i == o.prompt - 1});
+      std::vector<float> logits;
+      auto t = std::chrono::steady_clock::now();
+      if (Status s = tf.forward(batch, logits); !s.is_ok()) {
+        std::fprintf(stderr, "clusterd: %s\n", s.message().c_str());
+        return 1;
+      }
+      pp.push_back(o.prompt / seconds_since(t));
+      tf.release_sequence(0);
+      t = std::chrono::steady_clock::now();
+      for (int i = 0; i < o.gen; ++i) {
+        std::vector<BatchToken> step = {{(i * 31 + 7) % p.n_vocab, i, 0, true}};
+        logits.clear();
+        if (Status s = tf.forward(step, logits); !s.is_ok()) return 1;
+      }
+      tg.push_back(o.gen / seconds_since(t));
+      tf.release_sequence(0);
+    }
+    ThreadPool pool(threads);
+    const double bandwidth = read_bandwidth(buffer, pool);
+    const double bound = bandwidth / bytes_per_token;
+    std::printf("%-8d %12.1f %12.1f %14.2f %16.1f %9.0f%%\n", threads, median(pp), median(tg), bandwidth / 1e9, bound,
+                100 * median(tg) / bound);
+  }
+  std::printf("(median of %d repetitions; pp%d = %d prompt tokens in one batch, tg%d = %d tokens one at a time)\n",
+              o.reps, o.prompt, o.prompt, o.gen, o.gen);
+  return 0;
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app, Runner& run) {
+  auto o = std::make_shared<BenchOptions>();
+  auto* cmd = app.add_subcommand("bench", "prompt and generation speed against the memory-bandwidth bound");
+  cmd->add_option("--model,-m", o->model, "GGUF model file")->required();
+  cmd->add_option("-p,--prompt-tokens", o->prompt, "prompt tokens (pp)")->capture_default_str();
+  cmd->add_option("-n,--gen-tokens", o->gen, "generated tokens (tg)")->capture_default_str();
+  cmd->add_option("--threads", o->threads, "comma-separated thread counts")->capture_default_str();
+  cmd->add_option("--reps", o->reps, "repetitions")->capture_default_str();
+  cmd->callback([&run, o] { run = [o] { return bench(*o); }; });
+}
+
+}  // namespace clusterd::cli
