@@ -117,12 +117,17 @@ int bench(const BenchOptions& o) {
 void add_bench_command(CLI::App& app, Runner& run) {
   auto o = std::make_shared<BenchOptions>();
   auto* cmd = app.add_subcommand("bench", "prompt and generation speed against the memory-bandwidth bound");
-  cmd->add_option("--model,-m", o->model, "GGUF model file")->required();
+  cmd->add_option("--model,-m", o->model, "GGUF model file (required unless a subcommand is given)");
   cmd->add_option("-p,--prompt-tokens", o->prompt, "prompt tokens (pp)")->capture_default_str();
   cmd->add_option("-n,--gen-tokens", o->gen, "generated tokens (tg)")->capture_default_str();
   cmd->add_option("--threads", o->threads, "comma-separated thread counts")->capture_default_str();
   cmd->add_option("--reps", o->reps, "repetitions")->capture_default_str();
-  cmd->callback([&run, o] { run = [o] { return bench(*o); }; });
+  add_bench_collective_command(*cmd, run);
+  cmd->callback([&run, o, cmd] {
+    if (!cmd->get_subcommands().empty()) return;  // bench collective
+    if (o->model.empty()) throw CLI::RequiredError("--model");
+    run = [o] { return bench(*o); };
+  });
 }
 
 }  // namespace clusterd::cli

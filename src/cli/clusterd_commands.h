@@ -14,5 +14,7 @@ void add_model_commands(CLI::App& app, Runner& run);
 void add_tokenize_command(CLI::App& app, Runner& run);
 void add_run_command(CLI::App& app, Runner& run);
 void add_bench_command(CLI::App& app, Runner& run);
+// `clusterd bench collective`, under the bench subcommand.
+void add_bench_collective_command(CLI::App& bench, Runner& run);
 
 }  // namespace clusterd::cli

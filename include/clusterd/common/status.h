@@ -50,6 +50,7 @@ inline Status unavailable(std::string m) { return {StatusCode::kUnavailable, std
 inline Status io_error(std::string m) { return {StatusCode::kIoError, std::move(m)}; }
 inline Status already_exists(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
 inline Status internal_error(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+inline Status deadline_exceeded(std::string m) { return {StatusCode::kDeadlineExceeded, std::move(m)}; }
 
 // Result<T> holds a value or a non-ok Status.
 template <typename T>
