@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev
   libibverbs-dev libssl-dev libpcre2-dev
   iproute2 curl jq procps psmisc prometheus
+  g++-aarch64-linux-gnu qemu-user
 )
 
 missing=()
