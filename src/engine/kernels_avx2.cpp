@@ -35,6 +35,17 @@ CLUSTERD_AVX2 inline __m256i join(__m128i low, __m128i high) {
   return _mm256_inserti128_si256(_mm256_castsi128_si256(low), high, 1);
 }
 
+// Eight halves, widened exactly by F16C.
+CLUSTERD_AVX2 inline __m256 load_f16(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+// bf16 is the top half of a float: widen to 32 bits and shift into place.
+CLUSTERD_AVX2 inline __m256 load_bf16(const uint16_t* p) {
+  const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+}
+
 }  // namespace
 
 bool cpu_has_avx2() {
@@ -104,6 +115,45 @@ CLUSTERD_AVX2 float vec_dot_q4_K_q8_K_avx2(int n, const block_q4_K* x, const blo
   return hsum(acc) - min_total;
 }
 
+CLUSTERD_AVX2 float vec_dot_q5_K_q8_K_avx2(int n, const block_q5_K* x, const block_q8_K* y) {
+  const int nb = n / kQK_K;
+  const __m256i low_nibble = _mm256_set1_epi8(0x0f);
+  const __m256i fifth_bit = _mm256_set1_epi8(0x10);
+  __m256 acc = _mm256_setzero_ps();
+  float min_total = 0.0f;
+  for (int i = 0; i < nb; ++i) {
+    int sc[8], m[8];
+    int32_t sum_m = 0;
+    for (int s = 0; s < 8; ++s) {
+      k_quant_scale_min(s, x[i].scales, &sc[s], &m[s]);
+      sum_m += m[s] * (y[i].bsums[2 * s] + y[i].bsums[2 * s + 1]);
+    }
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qh));
+    __m256i sumi = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {  // 64 elements: sub-blocks 2c (low nibbles, qh bit 2c) and 2c+1
+      const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs + 32 * c));
+      // Bit 2c (2c+1) of qh moved to bit 4; the masks drop what 16-bit shifts carry in.
+      const __m256i h_low = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * c), 4), fifth_bit);
+      const __m256i h_high = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * c + 1), 4), fifth_bit);
+      const __m256i q_low = _mm256_or_si256(_mm256_and_si256(packed, low_nibble), h_low);
+      const __m256i q_high = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(packed, 4), low_nibble), h_high);
+      const __m256i y_low = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs + 64 * c));
+      const __m256i y_high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs + 64 * c + 32));
+      // q is unsigned (0..31); 16-bit pair sums stay below 2*31*128 < 2^15.
+      const __m256i p_low =
+          _mm256_madd_epi16(_mm256_maddubs_epi16(q_low, y_low), _mm256_set1_epi16(int16_t(sc[2 * c])));
+      const __m256i p_high =
+          _mm256_madd_epi16(_mm256_maddubs_epi16(q_high, y_high), _mm256_set1_epi16(int16_t(sc[2 * c + 1])));
+      sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p_low, p_high));
+    }
+    const float d = half_to_float(x[i].d) * y[i].d;
+    const float dmin = half_to_float(x[i].dmin) * y[i].d;
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    min_total += dmin * static_cast<float>(sum_m);
+  }
+  return hsum(acc) - min_total;
+}
+
 CLUSTERD_AVX2 float vec_dot_q6_K_q8_K_avx2(int n, const block_q6_K* x, const block_q8_K* y) {
   const int nb = n / kQK_K;
   const __m256i low_nibble = _mm256_set1_epi8(0x0f);
@@ -146,6 +196,50 @@ CLUSTERD_AVX2 float vec_dot_q6_K_q8_K_avx2(int n, const block_q6_K* x, const blo
   return hsum(acc) - offset_total;
 }
 
+// Float rows: four independent accumulators hide the FMA latency; a scalar tail
+// takes the last n % 8 elements.
+CLUSTERD_AVX2 float vec_dot_f32_avx2(int n, const float* x, const float* y) {
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  int i = 0;
+  for (; i + 32 <= n; i += 32) {
+    for (int k = 0; k < 4; ++k) {
+      acc[k] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8 * k), _mm256_loadu_ps(y + i + 8 * k), acc[k]);
+    }
+  }
+  for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), acc[0]);
+  float tail = 0.0f;
+  for (; i < n; ++i) tail += x[i] * y[i];
+  return hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]))) + tail;
+}
+
+CLUSTERD_AVX2 float vec_dot_f16_f32_avx2(int n, const uint16_t* x, const float* y) {
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  int i = 0;
+  for (; i + 32 <= n; i += 32) {
+    for (int k = 0; k < 4; ++k) {
+      acc[k] = _mm256_fmadd_ps(load_f16(x + i + 8 * k), _mm256_loadu_ps(y + i + 8 * k), acc[k]);
+    }
+  }
+  for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(load_f16(x + i), _mm256_loadu_ps(y + i), acc[0]);
+  float tail = 0.0f;
+  for (; i < n; ++i) tail += half_to_float(x[i]) * y[i];
+  return hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]))) + tail;
+}
+
+CLUSTERD_AVX2 float vec_dot_bf16_f32_avx2(int n, const uint16_t* x, const float* y) {
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  int i = 0;
+  for (; i + 32 <= n; i += 32) {
+    for (int k = 0; k < 4; ++k) {
+      acc[k] = _mm256_fmadd_ps(load_bf16(x + i + 8 * k), _mm256_loadu_ps(y + i + 8 * k), acc[k]);
+    }
+  }
+  for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(load_bf16(x + i), _mm256_loadu_ps(y + i), acc[0]);
+  float tail = 0.0f;
+  for (; i < n; ++i) tail += bf16_to_fp32(x[i]) * y[i];
+  return hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]))) + tail;
+}
+
 }  // namespace clusterd
 
 #else  // not x86: no AVX2; the entry points exist so that callers link everywhere.
@@ -156,7 +250,11 @@ bool cpu_has_avx2() { return false; }
 float vec_dot_q8_0_q8_0_avx2(int n, const block_q8_0* x, const block_q8_0* y) { return vec_dot_q8_0_q8_0(n, x, y); }
 float vec_dot_q4_0_q8_0_avx2(int n, const block_q4_0* x, const block_q8_0* y) { return vec_dot_q4_0_q8_0(n, x, y); }
 float vec_dot_q4_K_q8_K_avx2(int n, const block_q4_K* x, const block_q8_K* y) { return vec_dot_q4_K_q8_K(n, x, y); }
+float vec_dot_q5_K_q8_K_avx2(int n, const block_q5_K* x, const block_q8_K* y) { return vec_dot_q5_K_q8_K(n, x, y); }
 float vec_dot_q6_K_q8_K_avx2(int n, const block_q6_K* x, const block_q8_K* y) { return vec_dot_q6_K_q8_K(n, x, y); }
+float vec_dot_f32_avx2(int n, const float* x, const float* y) { return vec_dot_f32(n, x, y); }
+float vec_dot_f16_f32_avx2(int n, const uint16_t* x, const float* y) { return vec_dot_f16_f32(n, x, y); }
+float vec_dot_bf16_f32_avx2(int n, const uint16_t* x, const float* y) { return vec_dot_bf16_f32(n, x, y); }
 
 }  // namespace clusterd
 

@@ -8,7 +8,14 @@ namespace clusterd {
 
 namespace {
 
-std::string shape_text(int64_t a, int64_t b) { return "[" + std::to_string(a) + ", " + std::to_string(b) + "]"; }
+std::string shape_text(int64_t a, int64_t b) {
+  std::string out = "[";  // built with += : GCC 12 -O3 warns falsely (-Wrestrict) on "[" + to_string
+  out += std::to_string(a);
+  out += ", ";
+  out += std::to_string(b);
+  out += "]";
+  return out;
+}
 
 class WeightLoader {
  public:

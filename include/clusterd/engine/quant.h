@@ -251,6 +251,14 @@ bool cpu_has_avx2();
 float vec_dot_q4_0_q8_0_avx2(int n, const block_q4_0* x, const block_q8_0* y);
 float vec_dot_q8_0_q8_0_avx2(int n, const block_q8_0* x, const block_q8_0* y);
 float vec_dot_q4_K_q8_K_avx2(int n, const block_q4_K* x, const block_q8_K* y);
+float vec_dot_q5_K_q8_K_avx2(int n, const block_q5_K* x, const block_q8_K* y);
 float vec_dot_q6_K_q8_K_avx2(int n, const block_q6_K* x, const block_q8_K* y);
+
+// Float rows, any n >= 0: eight-wide FMA in float, so they differ from the references
+// (which add in double) by float rounding, bounded by about n/32 * 2^-24 of the sum of
+// |x[i] * y[i]|. f16 is widened with F16C; bf16 by a shift, which is exact.
+float vec_dot_f32_avx2(int n, const float* x, const float* y);
+float vec_dot_f16_f32_avx2(int n, const uint16_t* x, const float* y);
+float vec_dot_bf16_f32_avx2(int n, const uint16_t* x, const float* y);
 
 }  // namespace clusterd

@@ -1,0 +1,31 @@
+// AVX-512 VNNI dot products (src/engine/kernels_avx512.cpp), for the same block pairs
+// as the AVX2 kernels in quant.h. The build targets generic x86-64, so a caller must
+// check cpu_has_avx512_vnni() first; on other architectures that is false and the
+// functions fall back to the scalar references.
+//
+// Contract, as for the AVX2 kernels: inside a block the arithmetic is integer and
+// equals the scalar reference exactly; blocks are combined in float, in a different
+// order than the reference, so results differ from it by float rounding only.
+//
+// Assumption: activation quants (the block_q8_0 `y` and block_q8_K qs) lie in
+// [-127, 127], as every quantizer here and in llama.cpp writes. VNNI multiplies
+// unsigned by signed bytes, and the q8_0 x q8_0 kernel moves the sign of x onto y,
+// which would overflow for y = -128. Weight quants may be any value their type allows
+// (q8_0 weights the full int8 range). block_q8_K bsums must be the sums of its qs, as
+// quantize_row_q8_K writes them: the K-quant kernels read them instead of summing y.
+#pragma once
+
+#include "clusterd/engine/quant.h"
+
+namespace clusterd {
+
+// True when the CPU (and OS) support AVX-512 F, BW, VL and VNNI, plus FMA and F16C.
+bool cpu_has_avx512_vnni();
+
+float vec_dot_q8_0_q8_0_avx512(int n, const block_q8_0* x, const block_q8_0* y);
+float vec_dot_q4_0_q8_0_avx512(int n, const block_q4_0* x, const block_q8_0* y);
+float vec_dot_q4_K_q8_K_avx512(int n, const block_q4_K* x, const block_q8_K* y);
+float vec_dot_q5_K_q8_K_avx512(int n, const block_q5_K* x, const block_q8_K* y);
+float vec_dot_q6_K_q8_K_avx512(int n, const block_q6_K* x, const block_q8_K* y);
+
+}  // namespace clusterd
