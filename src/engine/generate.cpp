@@ -34,22 +34,40 @@ size_t stop_string_safe_length(const std::string& text, const std::vector<std::s
   return safe;
 }
 
+Result<std::vector<CandidateList>> LocalStepRunner::step(std::span<const BatchToken> batch, int candidates) {
+  logits_.clear();
+  if (Status s = tf_.forward(batch, logits_); !s.is_ok()) return s;
+  const Shard& shard = tf_.weights().shard;
+  const int64_t V = shard.n_vocab();
+  std::vector<CandidateList> out;
+  for (size_t row = 0; row * V < logits_.size(); ++row) {
+    out.push_back(top_candidates(&logits_[row * V], V, static_cast<int32_t>(shard.vocab_begin), candidates));
+  }
+  return out;
+}
+
 Result<GenerateResult> generate(Transformer& tf, const Tokenizer& tokenizer, const GenerateRequest& req, int seq,
                                 const std::function<bool(std::string_view)>& on_text) {
   const Shard& shard = tf.weights().shard;
   if (shard.vocab_begin != 0 || shard.vocab_end != tf.weights().params.n_vocab) {
     return invalid_argument("generate: needs a transformer holding the whole vocabulary");
   }
+  LocalStepRunner runner(tf);
+  return generate(runner, tokenizer, req, seq, on_text);
+}
+
+Result<GenerateResult> generate(StepRunner& runner, const Tokenizer& tokenizer, const GenerateRequest& req, int seq,
+                                const std::function<bool(std::string_view)>& on_text) {
   if (req.prompt.empty()) return invalid_argument("generate: the prompt has no tokens");
-  if (static_cast<int>(req.prompt.size()) + req.max_tokens > tf.kv_cache().n_ctx()) {
+  if (static_cast<int>(req.prompt.size()) + req.max_tokens > runner.n_ctx()) {
     return invalid_argument("generate: " + std::to_string(req.prompt.size()) + " prompt tokens plus " +
                             std::to_string(req.max_tokens) + " new tokens exceed the context of " +
-                            std::to_string(tf.kv_cache().n_ctx()));
+                            std::to_string(runner.n_ctx()));
   }
   GenerateResult out;
   std::vector<int32_t> history = req.prompt;
-  std::vector<float> logits;
-  const int V = static_cast<int>(shard.n_vocab());
+  const int k = std::max(req.candidates, req.sampling.top_k);
+  CandidateList candidates;
 
   // Prefill in chunks; only the last prompt token needs logits.
   auto t0 = std::chrono::steady_clock::now();
@@ -58,10 +76,12 @@ Result<GenerateResult> generate(Transformer& tf, const Tokenizer& tokenizer, con
     int end = std::min(n_prompt, begin + req.prefill_chunk);
     std::vector<BatchToken> batch;
     for (int i = begin; i < end; ++i) batch.push_back({req.prompt[i], i, seq, i == n_prompt - 1});
-    if (Status s = tf.forward(batch, logits); !s.is_ok()) {
-      tf.release_sequence(seq);
-      return s;
+    auto lists = runner.step(batch, k);
+    if (!lists.is_ok()) {
+      runner.release(seq);
+      return lists.status();
     }
+    if (end == n_prompt) candidates = std::move(lists->back());
   }
   out.prompt_ms = ms_since(t0);
 
@@ -72,7 +92,6 @@ Result<GenerateResult> generate(Transformer& tf, const Tokenizer& tokenizer, con
   auto t1 = std::chrono::steady_clock::now();
   out.finish_reason = "length";
   for (int n = 0; n < req.max_tokens; ++n) {
-    CandidateList candidates = top_candidates(logits.data(), V, 0, std::max(req.candidates, req.sampling.top_k));
     int32_t token = sampler.sample(std::move(candidates), history);
     out.tokens.push_back(token);
     history.push_back(token);
@@ -93,12 +112,13 @@ Result<GenerateResult> generate(Transformer& tf, const Tokenizer& tokenizer, con
       break;
     }
     if (n + 1 == req.max_tokens) break;
-    logits.clear();
     std::vector<BatchToken> step = {{token, static_cast<int32_t>(history.size() - 1), seq, true}};
-    if (Status s = tf.forward(step, logits); !s.is_ok()) {
-      tf.release_sequence(seq);
-      return s;
+    auto lists = runner.step(step, k);
+    if (!lists.is_ok()) {
+      runner.release(seq);
+      return lists.status();
     }
+    candidates = std::move(lists->front());
   }
   if (!stopped) {
     pending += decoder.flush();
@@ -111,7 +131,7 @@ Result<GenerateResult> generate(Transformer& tf, const Tokenizer& tokenizer, con
     }
   }
   out.generation_ms = ms_since(t1);
-  tf.release_sequence(seq);
+  runner.release(seq);
   return out;
 }
 

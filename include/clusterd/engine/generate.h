@@ -36,6 +36,35 @@ struct GenerateResult {
   }
 };
 
+// What generation needs from a model, local or spread over a group: run a batch and
+// return the merged candidate list of each token that asked for logits; free a sequence.
+class StepRunner {
+ public:
+  virtual ~StepRunner() = default;
+  virtual Result<std::vector<CandidateList>> step(std::span<const BatchToken> batch, int candidates) = 0;
+  virtual void release(int seq) = 0;
+  virtual int n_ctx() const = 0;
+};
+
+// A StepRunner over one transformer that holds the whole vocabulary.
+class LocalStepRunner final : public StepRunner {
+ public:
+  explicit LocalStepRunner(Transformer& transformer) : tf_(transformer) {}
+  Result<std::vector<CandidateList>> step(std::span<const BatchToken> batch, int candidates) override;
+  void release(int seq) override { tf_.release_sequence(seq); }
+  int n_ctx() const override { return tf_.kv_cache().n_ctx(); }
+
+ private:
+  Transformer& tf_;
+  std::vector<float> logits_;
+};
+
+// Runs one sequence (`seq`) through `runner` and frees its cache afterwards.
+// `on_text` receives each piece of text as it becomes final; returning false stops
+// generation (finish_reason "stop").
+Result<GenerateResult> generate(StepRunner& runner, const Tokenizer& tokenizer, const GenerateRequest& request, int seq,
+                                const std::function<bool(std::string_view)>& on_text = {});
+
 // Runs one sequence (`seq`) on a whole-model transformer and frees its cache afterwards.
 // `on_text` receives each piece of text as it becomes final; returning false stops
 // generation (finish_reason "stop").
