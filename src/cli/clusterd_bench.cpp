@@ -123,6 +123,7 @@ void add_bench_command(CLI::App& app, Runner& run) {
   cmd->add_option("--threads", o->threads, "comma-separated thread counts")->capture_default_str();
   cmd->add_option("--reps", o->reps, "repetitions")->capture_default_str();
   add_bench_collective_command(*cmd, run);
+  add_bench_tp_command(*cmd, run);
   cmd->callback([&run, o, cmd] {
     if (!cmd->get_subcommands().empty()) return;  // bench collective
     if (o->model.empty()) throw CLI::RequiredError("--model");

@@ -16,5 +16,7 @@ void add_run_command(CLI::App& app, Runner& run);
 void add_bench_command(CLI::App& app, Runner& run);
 // `clusterd bench collective`, under the bench subcommand.
 void add_bench_collective_command(CLI::App& bench, Runner& run);
+// `clusterd bench tp`, under the bench subcommand.
+void add_bench_tp_command(CLI::App& bench, Runner& run);
 
 }  // namespace clusterd::cli
