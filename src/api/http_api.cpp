@@ -17,7 +17,7 @@ static void set_json(httplib::Response& res, const nlohmann::json& doc) {
   res.set_content(doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", "application/json");
 }
 
-HttpApi::HttpApi(const ApiBackend& backend, TokenStore tokens, HttpApiOptions options)
+HttpApi::HttpApi(ApiBackend& backend, TokenStore tokens, HttpApiOptions options)
     : backend_(backend),
       tokens_(std::move(tokens)),
       options_(std::move(options)),
@@ -32,21 +32,60 @@ void HttpApi::count(const std::string& route, int status) {
   counts_[{route, status}]++;
 }
 
+bool HttpApi::authorize(const httplib::Request& req, httplib::Response& res, const std::string& route, Scope scope) {
+  std::string who;
+  switch (tokens_.check(req.get_header_value("Authorization"), scope, who)) {
+    case TokenStore::Decision::kUnauthenticated:
+      res.set_header("WWW-Authenticate", "Bearer");
+      set_json_error(res, 401, "missing or invalid bearer token; send 'Authorization: Bearer TOKEN'",
+                     "authentication_error");
+      return false;
+    case TokenStore::Decision::kForbidden:
+      set_json_error(res, 403, "token '" + who + "' lacks the '" + scope_name(scope) + "' scope for " + route,
+                     "permission_error");
+      return false;
+    case TokenStore::Decision::kAllow: return true;
+  }
+  return false;
+}
+
 void HttpApi::get(const std::string& route, Scope scope,
                   std::function<void(const httplib::Request&, httplib::Response&)> handler) {
   server_->Get(route, [this, route, scope, handler](const httplib::Request& req, httplib::Response& res) {
-    std::string who;
-    switch (tokens_.check(req.get_header_value("Authorization"), scope, who)) {
-      case TokenStore::Decision::kUnauthenticated:
-        res.set_header("WWW-Authenticate", "Bearer");
-        set_json_error(res, 401, "missing or invalid bearer token; send 'Authorization: Bearer TOKEN'",
-                       "authentication_error");
-        break;
-      case TokenStore::Decision::kForbidden:
-        set_json_error(res, 403, "token '" + who + "' lacks the '" + scope_name(scope) + "' scope for " + route,
-                       "permission_error");
-        break;
-      case TokenStore::Decision::kAllow: handler(req, res); break;
+    if (authorize(req, res, route, scope)) handler(req, res);
+    count(route, res.status);
+  });
+}
+
+static int http_status_for(StatusCode code) {
+  switch (code) {
+    case StatusCode::kInvalidArgument: return 400;
+    case StatusCode::kPermissionDenied: return 403;
+    case StatusCode::kNotFound: return 404;
+    case StatusCode::kAlreadyExists: return 409;
+    case StatusCode::kUnavailable: return 503;
+    case StatusCode::kDeadlineExceeded: return 504;
+    default: return 500;
+  }
+}
+
+void HttpApi::post(const std::string& route, Scope scope,
+                   std::function<Result<nlohmann::json>(const nlohmann::json&)> handler) {
+  server_->Post(route, [this, route, scope, handler](const httplib::Request& req, httplib::Response& res) {
+    if (authorize(req, res, route, scope)) {
+      nlohmann::json body = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+      if (body.is_discarded() || !body.is_object()) {
+        set_json_error(res, 400, "the request body must be a JSON object", "invalid_request_error");
+      } else {
+        auto result = handler(body);
+        if (result.is_ok()) {
+          set_json(res, *result);
+        } else {
+          const Status& s = result.status();
+          set_json_error(res, http_status_for(s.code()), s.message(),
+                         s.code() == StatusCode::kInvalidArgument ? "invalid_request_error" : status_code_name(s.code()));
+        }
+      }
     }
     count(route, res.status);
   });
@@ -61,6 +100,10 @@ void HttpApi::add_routes() {
   get("/v1/node", Scope::kRead, [this](const auto&, auto& res) { set_json(res, backend_.node_document()); });
   get("/v1/devices", Scope::kRead, [this](const auto&, auto& res) { set_json(res, backend_.devices_document()); });
   get("/v1/cluster", Scope::kRead, [this](const auto&, auto& res) { set_json(res, backend_.cluster_document()); });
+  get("/v1/instances", Scope::kRead, [this](const auto&, auto& res) { set_json(res, backend_.instances_document()); });
+  post("/v1/models/load", Scope::kAdmin, [this](const nlohmann::json& b) { return backend_.load_model(b); });
+  post("/v1/models/unload", Scope::kAdmin, [this](const nlohmann::json& b) { return backend_.unload_model(b); });
+  post("/v1/inference", Scope::kInference, [this](const nlohmann::json& b) { return backend_.inference(b); });
   get("/metrics", Scope::kRead, [this](const auto&, auto& res) {
     MetricsWriter out;
     backend_.write_metrics(out);
@@ -68,6 +111,7 @@ void HttpApi::add_routes() {
     res.set_content(out.text(), "text/plain; version=0.0.4; charset=utf-8");
   });
   server_->set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;  // a route's own JSON error, already counted
     if (res.status == 404) {
       set_json_error(res, 404, "no route " + req.method + " " + req.path, "not_found_error");
     } else if (res.status == 413) {

@@ -12,7 +12,9 @@
 #include <condition_variable>
 #include <ctime>
 #include <functional>
+#include <cstdio>
 #include <iostream>
+#include <sstream>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -30,6 +32,7 @@ using nlohmann::json;
 
 constexpr const char* kDefaultServer = "http://127.0.0.1:8000";
 constexpr int kConnectTimeoutSeconds = 3;
+constexpr int kPostTimeoutSeconds = 600;  // a load or a long generation
 constexpr int kReadTimeoutSeconds = 10;
 constexpr auto kWatchInterval = std::chrono::seconds(1);
 constexpr const char* kClearScreen = "\x1b[H\x1b[2J";
@@ -85,9 +88,16 @@ class ApiClient {
   }
 
   // GETs `path` and returns the JSON document, or an error whose message is ready to print.
-  Result<json> get_json(const std::string& path) {
-    const std::string request = "GET " + path;
-    httplib::Result reply = http_->Get(path.c_str());
+  Result<json> get_json(const std::string& path) { return request_json("GET", path, nullptr); }
+  // POSTs `body` to `path` (loads and generation may take minutes).
+  Result<json> post_json(const std::string& path, const json& body) {
+    http_->set_read_timeout(kPostTimeoutSeconds, 0);
+    return request_json("POST", path, &body);
+  }
+
+  Result<json> request_json(const std::string& method, const std::string& path, const json* body) {
+    const std::string request = method + " " + path;
+    httplib::Result reply = body ? http_->Post(path.c_str(), body->dump(), "application/json") : http_->Get(path.c_str());
     if (!reply) return transport_failure(reply.error(), url_, request);
     if (reply->status < 200 || reply->status > 299) {
       return http_error_status(reply->status, reply->body, request, !token_.empty());
@@ -246,6 +256,146 @@ int watch(const GlobalOptions& options, const std::string& path, Formatter forma
 // What the chosen subcommand will do once parsing has succeeded.
 using Command = std::function<int()>;
 
+// POSTs and prints the reply: raw with --json, else through `format`.
+int post_and_show(const GlobalOptions& options, const std::string& path, const json& body,
+                  const std::function<std::string(const json&)>& format) {
+  Result<ApiClient> client = ApiClient::open(options);
+  if (!client.is_ok()) return fail(client.status());
+  Result<json> reply = client->post_json(path, body);
+  if (!reply.is_ok()) return fail(reply.status());
+  std::cout << (options.json ? reply->dump(2) + "\n" : format(*reply)) << std::flush;
+  return kExitOk;
+}
+
+std::string instances_table(const json& doc) {
+  std::string out = "NAME                 STATE      STRATEGY  COORDINATOR      RANKS  MODEL\n";
+  char line[512];
+  for (const auto& i : doc.value("instances", json::array())) {
+    std::snprintf(line, sizeof line, "%-20s %-10s %-9s %-16s %5zu  %s\n", i.value("name", "").c_str(),
+                  i.value("state", "").c_str(), i.value("strategy", "").c_str(), i.value("coordinator", "").c_str(),
+                  i.value("ranks", json::array()).size(), i.value("model_path", "").c_str());
+    out += line;
+    if (i.contains("error") && i["error"].is_string()) out += "  error: " + i["error"].get<std::string>() + "\n";
+  }
+  return doc.value("instances", json::array()).empty() ? "no models loaded\n" : out;
+}
+
+std::string plan_table(const json& plan) {
+  std::string out = "strategy: " + plan.value("strategy", "?") + "\n";
+  char line[256];
+  std::snprintf(line, sizeof line, "%-5s %-16s %-9s %-15s %-15s %10s\n", "RANK", "NODE", "KV HEADS", "FFN COLUMNS",
+                "VOCAB ROWS", "MEMORY");
+  out += line;
+  for (const auto& r : plan.value("ranks", json::array())) {
+    auto range = [&](const char* key) {
+      const json& v = r.value(key, json::array({0, 0}));
+      return std::to_string(v[0].get<int64_t>()) + "-" + std::to_string(v[1].get<int64_t>());
+    };
+    std::snprintf(line, sizeof line, "%-5d %-16s %-9s %-15s %-15s %10s\n", r.value("rank", 0),
+                  r.value("node", "").c_str(), range("kv_heads").c_str(), range("ffn_columns").c_str(),
+                  range("vocab_rows").c_str(), format_bytes(r.value("memory_bytes", uint64_t{0})).c_str());
+    out += line;
+  }
+  for (const auto& note : plan.value("notes", json::array())) out += "note: " + note.get<std::string>() + "\n";
+  return out;
+}
+
+struct LoadOptions {
+  std::string path, name, strategy = "auto", nodes;
+  int ctx = 4096;
+  bool dry_run = false;
+};
+
+struct InferOptions {
+  std::string model, prompt;
+  int max_tokens = 128;
+  double temperature = 0.8;
+  int64_t seed = -1;
+};
+
+void add_model_commands(CLI::App& app, const GlobalOptions& options, Command& chosen) {
+  auto* model = app.add_subcommand("model", "load, unload and list models served by the cluster");
+  model->require_subcommand(1);
+  auto load = std::make_shared<LoadOptions>();
+  auto* l = model->add_subcommand("load", "split a GGUF model over the cluster and serve it");
+  l->add_option("path", load->path, "GGUF file (the same path on every node)")->required();
+  l->add_option("--name", load->name, "instance name (default: the file name)");
+  l->add_option("--strategy", load->strategy, "auto, tensor or pipeline")->capture_default_str();
+  l->add_option("--nodes", load->nodes, "comma-separated node names (default: all alive)");
+  l->add_option("--ctx", load->ctx, "context length per sequence")->capture_default_str();
+  l->add_flag("--dry-run", load->dry_run, "print the plan, load nothing");
+  l->callback([&options, &chosen, load] {
+    chosen = [&options, load] {
+      json body = {{"model", load->path}, {"strategy", load->strategy}, {"ctx", load->ctx}, {"dry_run", load->dry_run}};
+      if (!load->name.empty()) body["name"] = load->name;
+      if (!load->nodes.empty()) {
+        json nodes = json::array();
+        std::stringstream ss(load->nodes);
+        for (std::string n; std::getline(ss, n, ',');) nodes.push_back(n);
+        body["nodes"] = nodes;
+      }
+      return post_and_show(options, "/v1/models/load", body, [](const json& r) {
+        if (r.contains("text")) return r["text"].get<std::string>();
+        return "loaded " + r.value("name", "") + " (" + r.value("state", "") + ")\n" + plan_table(r.value("plan", json::object()));
+      });
+    };
+  });
+  auto name = std::make_shared<std::string>();
+  auto* u = model->add_subcommand("unload", "stop serving a model and free its memory on every node");
+  u->add_option("name", *name, "instance name")->required();
+  u->callback([&options, &chosen, name] {
+    chosen = [&options, name] {
+      return post_and_show(options, "/v1/models/unload", {{"name", *name}},
+                           [](const json& r) { return "unloaded " + r.value("name", "") + "\n"; });
+    };
+  });
+  auto* list = model->add_subcommand("list", "the loaded models");
+  list->callback([&options, &chosen] {
+    chosen = [&options] {
+      return show_once(options, "/v1/instances", [](const json& d) -> Result<std::string> { return instances_table(d); });
+    };
+  });
+  auto detail = std::make_shared<bool>(false);
+  auto* status = model->add_subcommand("status", "the loaded models with their state and, with --detail, plans");
+  status->add_flag("--detail", *detail, "show each instance's shard plan");
+  status->callback([&options, &chosen, detail] {
+    chosen = [&options, detail] {
+      Formatter f = *detail ? [](const json& d) -> Result<std::string> {
+        std::string out = instances_table(d);
+        for (const auto& i : d.value("instances", json::array())) {
+          out += "\n" + i.value("name", "") + ":\n" + plan_table(i.value("plan", json::object()));
+        }
+        return out;
+      } : [](const json& d) -> Result<std::string> { return instances_table(d); };
+      return show_once(options, "/v1/instances", f);
+    };
+  });
+}
+
+void add_infer_command(CLI::App& app, const GlobalOptions& options, Command& chosen) {
+  auto o = std::make_shared<InferOptions>();
+  auto* cmd = app.add_subcommand("infer", "generate text with a loaded model");
+  cmd->add_option("model", o->model, "instance name")->required();
+  cmd->add_option("--prompt,-p", o->prompt, "the prompt")->required();
+  cmd->add_option("--max-tokens,-n", o->max_tokens)->capture_default_str();
+  cmd->add_option("--temperature", o->temperature, "0 is greedy")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "random seed (same seed, same text)");
+  cmd->callback([&options, &chosen, o] {
+    chosen = [&options, o] {
+      json body = {{"model", o->model}, {"prompt", o->prompt}, {"max_tokens", o->max_tokens},
+                   {"temperature", o->temperature}};
+      if (o->seed >= 0) body["seed"] = o->seed;
+      return post_and_show(options, "/v1/inference", body, [](const json& r) {
+        const json& t = r.value("timings", json::object());
+        std::fprintf(stderr, "[%d prompt + %d generated tokens, %.1f tokens/s]\n",
+                     r["usage"].value("prompt_tokens", 0), r["usage"].value("completion_tokens", 0),
+                     t.value("tokens_per_second", 0.0));
+        return r.value("text", "") + "\n";
+      });
+    };
+  });
+}
+
 void add_global_options(CLI::App& app, GlobalOptions& options) {
   app.add_option("--server", options.server, "clusterd node to talk to, http://host:port")
       ->capture_default_str()
@@ -309,6 +459,8 @@ int main(int argc, char** argv) {
   add_global_options(app, options);
   add_devices_commands(app, options, chosen);
   add_cluster_commands(app, options, chosen);
+  add_model_commands(app, options, chosen);
+  add_infer_command(app, options, chosen);
 
   CLI11_PARSE(app, argc, argv);
   return chosen ? chosen() : kExitFailed;

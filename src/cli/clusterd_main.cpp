@@ -24,7 +24,7 @@ using namespace clusterd;
 struct StartFlags {
   std::string config;
   std::optional<std::string> name, data_dir, api_addr, cluster_key_file, log_level, token_file;
-  std::optional<uint16_t> control_port, discovery_port;
+  std::optional<uint16_t> control_port, discovery_port, data_port;
   std::optional<int> beacon_interval_ms, peer_timeout_ms;
   std::vector<std::string> interfaces, peers;
   bool no_multicast = false;
@@ -38,6 +38,7 @@ void add_start_flags(CLI::App* start, StartFlags& f) {
   start->add_option("--api-addr", f.api_addr, "HTTP API HOST:PORT (default: 127.0.0.1:8000)");
   start->add_option("--control-port", f.control_port, "TCP port for peer control links (default: 8001)");
   start->add_option("--discovery-port", f.discovery_port, "UDP port for beacons (default: 8888)");
+  start->add_option("--data-port", f.data_port, "TCP port for model data links (default: 8002)");
   start->add_option("--interface", f.interfaces,
                     "interface to discover on (repeatable; default: all up, non-loopback IPv4)");
   start->add_option("--cluster-key-file", f.cluster_key_file,
@@ -64,6 +65,7 @@ Result<Config> build_config(const StartFlags& f) {
   if (f.api_addr) c.api_addr = *f.api_addr;
   if (f.control_port) c.control_port = *f.control_port;
   if (f.discovery_port) c.discovery_port = *f.discovery_port;
+  if (f.data_port) c.data_port = *f.data_port;
   if (!f.interfaces.empty()) c.interfaces = f.interfaces;
   if (f.cluster_key_file) c.cluster_key_file = expand_home(*f.cluster_key_file);
   if (!f.peers.empty()) c.peers = f.peers;
@@ -103,7 +105,7 @@ int start(const StartFlags& flags) {
                           {"data_dir", c.data_dir.string()},
                           {"api_addr", c.api_addr},
                           {"control_port", c.control_port},
-                          {"discovery_port", c.discovery_port},
+                          {"discovery_port", c.discovery_port}, {"data_port", c.data_port},
                           {"interfaces", c.interfaces},
                           {"cluster_key_file", c.cluster_key_file.string()},
                           {"peers", c.peers},

@@ -28,7 +28,7 @@ Result<HostPort> parse_host_port(std::string_view text, const std::string& what)
 
 const std::vector<std::string>& config_keys() {
   static const std::vector<std::string> keys = {
-      "name",  "data_dir",  "api_addr",           "control_port",    "discovery_port", "interfaces", "cluster_key_file",
+      "name",  "data_dir",  "api_addr",           "control_port",    "discovery_port", "data_port", "interfaces", "cluster_key_file",
       "peers", "multicast", "beacon_interval_ms", "peer_timeout_ms", "log_level",      "token_file"};
   return keys;
 }
@@ -155,6 +155,7 @@ Result<Config> parse_config_text(std::string_view text, const std::string& sourc
   r.text("api_addr", base.api_addr);
   r.port("control_port", base.control_port);
   r.port("discovery_port", base.discovery_port);
+  r.port("data_port", base.data_port);
   r.list("interfaces", base.interfaces);
   r.path("cluster_key_file", base.cluster_key_file);
   r.list("peers", base.peers);
@@ -215,6 +216,9 @@ Status validate_config(const Config& c) {
     return invalid_argument(
         "config: key 'log_level' must be one of trace, debug, info, warn, error, critical, off; got '" + c.log_level +
         "'");
+  }
+  if (c.data_port == c.control_port) {
+    return invalid_argument("config: keys 'data_port' and 'control_port' must differ");
   }
   if (c.control_port == c.discovery_port) {
     // TCP and UDP could share a number, but one number for two jobs confuses firewall rules.

@@ -117,7 +117,8 @@ int Agent::run() {
   cc.on_peer_ready = [this](const std::string& peer) {
     peers_.observe_traffic(peer);
     std::lock_guard lock(state_mu_);
-    control_->send(peer, {{"type", "inventory"}, {"inventory", inventory_to_json(inventory_)}});
+    control_->send(peer, {{"type", "inventory"}, {"inventory", inventory_to_json(inventory_)},
+                          {"data_port", config_.data_port}});
   };
   cc.on_peer_message = [this](const std::string& peer, const nlohmann::json& m) { on_peer_message(peer, m); };
   cc.on_peer_lost = [this](const std::string& peer, const std::string& reason) {
@@ -133,6 +134,12 @@ int Agent::run() {
     spdlog::critical("{}", s.message());
     return kExitUnavailable;
   }
+  auto data = DataListener::bind(config_.data_port);
+  if (!data.is_ok()) {
+    spdlog::critical("{}; choose another with --data-port", data.status().message());
+    return kExitUnavailable;
+  }
+  data_listener_ = std::move(*data);
   if (Status s = http_->start(); !s.is_ok()) {
     spdlog::critical("{}", s.message());
     return kExitUnavailable;
@@ -155,6 +162,16 @@ int Agent::run() {
   tick();
   io_.run();
   http_->stop();
+  {
+    std::lock_guard lock(instances_mu_);
+    for (auto& [name, entry] : instances_) {  // coordinators release their followers
+      if (entry->instance && entry->spec.rank == 0) entry->instance->unload();
+    }
+  }
+  for (auto& t : loaders_) {
+    if (t.joinable()) t.join();
+  }
+  instances_.clear();
   spdlog::info("stopped");
   return exit_code_;
 }
@@ -213,7 +230,7 @@ void Agent::tick() {
       doc = inventory_to_json(inventory_);
     }
     discovery_->update_resources(resource_summary());
-    control_->broadcast({{"type", "inventory"}, {"inventory", doc}});
+    control_->broadcast({{"type", "inventory"}, {"inventory", doc}, {"data_port", config_.data_port}});
   }
   tick_timer_.expires_after(std::chrono::milliseconds(std::clamp(config_.beacon_interval_ms / 10, 10, 100)));
   tick_timer_.async_wait([this](const boost::system::error_code& ec) {
@@ -276,6 +293,17 @@ void Agent::on_peer_message(const std::string& peer, const nlohmann::json& m) {
       return;
     }
     peers_.set_inventory(peer, inventory_to_json(*parsed));
+    if (auto port = m.find("data_port"); port != m.end() && port->is_number_unsigned() && port->get<uint64_t>() > 0 &&
+                                         port->get<uint64_t>() < 65536) {
+      std::lock_guard lock(state_mu_);
+      peer_data_ports_[peer] = static_cast<uint16_t>(port->get<uint64_t>());
+    }
+  } else if (type == "load") {
+    if (auto spec = m.find("spec"); spec != m.end()) on_load_request(peer, *spec);
+  } else if (type == "unload") {
+    if (auto name = m.find("name"); name != m.end() && name->is_string()) on_unload_request(name->get<std::string>());
+  } else if (type == "load_failed") {
+    on_load_failed(peer, m);
   } else if (type == "links") {
     auto it = m.find("links");
     if (it == m.end() || !it->is_array() || it->size() > 1024) return;

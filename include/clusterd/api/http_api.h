@@ -31,6 +31,14 @@ class ApiBackend {
   virtual nlohmann::json cluster_document() const = 0;  // GET /v1/cluster
   // Appends the node's own families (peers, beacons, links...) to /metrics.
   virtual void write_metrics(MetricsWriter& out) const = 0;
+
+  // Model instances. Bodies are parsed JSON objects; errors map to HTTP statuses
+  // (invalid_argument 400, permission_denied 403, not_found 404, already_exists 409,
+  // unavailable 503, deadline_exceeded 504, others 500).
+  virtual Result<nlohmann::json> load_model(const nlohmann::json& body) = 0;    // POST /v1/models/load
+  virtual Result<nlohmann::json> unload_model(const nlohmann::json& body) = 0;  // POST /v1/models/unload
+  virtual nlohmann::json instances_document() const = 0;                        // GET /v1/instances
+  virtual Result<nlohmann::json> inference(const nlohmann::json& body) = 0;      // POST /v1/inference
 };
 
 struct HttpApiOptions {
@@ -45,7 +53,7 @@ void set_json_error(httplib::Response& res, int status, const std::string& messa
 
 class HttpApi {
  public:
-  HttpApi(const ApiBackend& backend, TokenStore tokens, HttpApiOptions options);
+  HttpApi(ApiBackend& backend, TokenStore tokens, HttpApiOptions options);
   ~HttpApi();
 
   // Binds the port (errors name it and the fix) and serves on a background thread.
@@ -57,10 +65,14 @@ class HttpApi {
   // Wraps a handler with auth for `scope` and request counting under `route`.
   void get(const std::string& route, Scope scope,
            std::function<void(const httplib::Request&, httplib::Response&)> handler);
+  // A POST route taking a JSON object body.
+  void post(const std::string& route, Scope scope,
+            std::function<Result<nlohmann::json>(const nlohmann::json&)> handler);
+  bool authorize(const httplib::Request& req, httplib::Response& res, const std::string& route, Scope scope);
   void count(const std::string& route, int status);
   void write_http_metrics(MetricsWriter& out) const;
 
-  const ApiBackend& backend_;
+  ApiBackend& backend_;
   TokenStore tokens_;
   HttpApiOptions options_;
   std::unique_ptr<httplib::Server> server_;

@@ -28,6 +28,7 @@ struct Config {
   std::string api_addr = "127.0.0.1:8000";
   uint16_t control_port = 8001;
   uint16_t discovery_port = 8888;
+  uint16_t data_port = 8002;  // TCP data links of model groups
   std::vector<std::string> interfaces;     // empty: every up, non-loopback IPv4 interface
   std::filesystem::path cluster_key_file;  // empty: DATA_DIR/cluster.key, made if missing
   std::vector<std::string> peers;          // static peers, "HOST:PORT" of their discovery port

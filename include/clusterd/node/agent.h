@@ -9,8 +9,11 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "clusterd/api/http_api.h"
+#include "clusterd/collective/group.h"
+#include "clusterd/serving/instance.h"
 #include "clusterd/common/clock.h"
 #include "clusterd/common/config.h"
 #include "clusterd/common/node_identity.h"
@@ -39,6 +42,10 @@ class Agent final : public ApiBackend {
   nlohmann::json devices_document() const override;
   nlohmann::json cluster_document() const override;
   void write_metrics(MetricsWriter& out) const override;
+  Result<nlohmann::json> load_model(const nlohmann::json& body) override;
+  Result<nlohmann::json> unload_model(const nlohmann::json& body) override;
+  nlohmann::json instances_document() const override;
+  Result<nlohmann::json> inference(const nlohmann::json& body) override;
 
  private:
   Status choose_interfaces();
@@ -50,6 +57,23 @@ class Agent final : public ApiBackend {
   nlohmann::json self_device() const;
   nlohmann::json peer_device(const PeerInfo& peer) const;
   ResourceSummary resource_summary() const;
+  // Model instances (agent_models.cpp).
+  struct InstanceEntry {
+    std::string name;
+    std::string coordinator_id;
+    std::string coordinator_name;
+    std::string strategy;
+    std::string state;  // loading, ready, degraded, failed, unloaded
+    std::string error;
+    nlohmann::json plan;
+    InstanceSpec spec;
+    std::unique_ptr<ModelInstance> instance;  // this node's rank, once loaded
+  };
+  void on_load_request(const std::string& from, const nlohmann::json& spec);
+  void on_unload_request(const std::string& name);
+  void on_load_failed(const std::string& from, const nlohmann::json& message);
+  nlohmann::json instance_document(const InstanceEntry& entry) const;
+  void send_to_peer(const std::string& peer, nlohmann::json message);  // from any thread
 
   Config config_;
   std::string key_;
@@ -70,6 +94,12 @@ class Agent final : public ApiBackend {
   std::map<std::string, nlohmann::json> peer_links_;  // links each peer reports, by peer id
   // Discovery endpoints ("ip:port") peers told us about, with when they last did (io thread).
   std::map<std::string, int64_t> gossiped_endpoints_;
+  std::map<std::string, uint16_t> peer_data_ports_;   // by peer id (state_mu_)
+  std::unique_ptr<DataListener> data_listener_;
+  std::mutex load_mu_;  // one load at a time: the data listener serves one forming group
+  mutable std::mutex instances_mu_;
+  std::map<std::string, std::shared_ptr<InstanceEntry>> instances_;
+  std::vector<std::thread> loaders_;  // peers' loads, joined at shutdown
   int64_t started_ms_ = 0;
   int64_t last_control_tick_ms_ = 0;
   int64_t last_inventory_ms_ = 0;
