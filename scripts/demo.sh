@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# The main job: build clusterd, start a local 3-node cluster and print
-# `clusterctl devices list` and `clusterctl cluster status` as seen from node 1.
+# The main job: build clusterd, start a local 3-node cluster, print what it sees, then
+# split a model over the three nodes (tensor parallel) and answer a prompt with it.
+#   scripts/demo.sh [MODEL.gguf]
+# The model is the given GGUF file; else the trained stories260K test model when
+# ../shared/models has it; else a small model made by `clusterd model synth`, which has
+# RANDOM weights and writes gibberish.
 #  - as root: one network namespace per node on a private bridge (real multicast
 #    discovery, as on a LAN; the host's own network is not touched);
 #  - otherwise: three agents on loopback with their own ports and static --peer lists.
@@ -45,6 +49,7 @@ else
     for j in 1 2 3; do [ "$j" = "$i" ] || peers+=(--peer "127.0.0.1:$((18880 + j))"); done
     build/clusterd start --name "node$i" --data-dir "$WORK/node$i" --cluster-key-file "$WORK/cluster.key" \
       --api-addr "127.0.0.1:$((18000 + i))" --control-port "$((18100 + i))" --discovery-port "$((18880 + i))" \
+      --data-port "$((18200 + i))" \
       --interface lo --no-multicast "${peers[@]}" > "$WORK/node$i.log" 2>&1 &
     PIDS+=($!)
   done
@@ -63,3 +68,22 @@ ctl devices list
 echo
 echo "\$ clusterctl cluster status"
 ctl cluster status
+
+MODEL=${1:-}
+if [ -z "$MODEL" ] && [ -f ../shared/models/stories260K.gguf ]; then
+  MODEL=$(realpath ../shared/models/stories260K.gguf)
+  PROMPT="Once upon a time"
+elif [ -z "$MODEL" ]; then
+  MODEL="$WORK/random-model.gguf"
+  build/clusterd model synth --arch llama --n-embd 256 --n-layer 4 --n-head 8 --n-head-kv 4 --n-ff 768 \
+    --vocab 512 --type q8_0 -o "$MODEL"
+  echo "NOTE: no model given and no ../shared/models: using a synthetic model with RANDOM weights (gibberish)"
+fi
+MODEL=$(realpath "$MODEL")
+PROMPT=${PROMPT:-"Hello! Tell me a short story."}
+echo
+echo "\$ clusterctl model load $MODEL --name demo --ctx 512"
+ctl model load "$MODEL" --name demo --ctx 512
+echo
+echo "\$ clusterctl infer demo --prompt \"$PROMPT\" -n 64 --temperature 0"
+ctl infer demo --prompt "$PROMPT" -n 64 --temperature 0

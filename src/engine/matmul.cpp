@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 
+#include "clusterd/engine/kernels_avx512.h"
+#include "clusterd/engine/kernels_neon.h"
 #include "clusterd/engine/quant.h"
 
 namespace clusterd {
@@ -31,35 +33,71 @@ TensorType activation_type_for(TensorType weight) {
   }
 }
 
+namespace {
+
+using DotFn = float (*)(int n, const void* weights, const void* activations);
+
+// Adapts a typed kernel to the untyped table entry.
+template <typename W, typename A, float (*F)(int, const W*, const A*)>
+float call(int n, const void* w, const void* a) {
+  return F(n, static_cast<const W*>(w), static_cast<const A*>(a));
+}
+
+// The best kernel per weight type for this CPU, chosen once: NEON on AArch64; on x86
+// AVX-512 VNNI, then AVX2 (with FMA/F16C), then the scalar references.
+struct DotTable {
+  DotFn f32, f16, bf16, q8_0, q4_0, q4_K, q5_K, q6_K;
+  DotTable() {
+    f32 = call<float, float, vec_dot_f32>;
+    f16 = call<uint16_t, float, vec_dot_f16_f32>;
+    bf16 = call<uint16_t, float, vec_dot_bf16_f32>;
+    q8_0 = call<block_q8_0, block_q8_0, vec_dot_q8_0_q8_0>;
+    q4_0 = call<block_q4_0, block_q8_0, vec_dot_q4_0_q8_0>;
+    q4_K = call<block_q4_K, block_q8_K, vec_dot_q4_K_q8_K>;
+    q5_K = call<block_q5_K, block_q8_K, vec_dot_q5_K_q8_K>;
+    q6_K = call<block_q6_K, block_q8_K, vec_dot_q6_K_q8_K>;
+#if defined(CLUSTERD_HAVE_NEON_KERNELS)  // every AArch64 CPU has NEON
+    f16 = call<uint16_t, float, vec_dot_f16_f32_neon>;
+    q8_0 = call<block_q8_0, block_q8_0, vec_dot_q8_0_q8_0_neon>;
+    q4_0 = call<block_q4_0, block_q8_0, vec_dot_q4_0_q8_0_neon>;
+    q4_K = call<block_q4_K, block_q8_K, vec_dot_q4_K_q8_K_neon>;
+    q5_K = call<block_q5_K, block_q8_K, vec_dot_q5_K_q8_K_neon>;
+    q6_K = call<block_q6_K, block_q8_K, vec_dot_q6_K_q8_K_neon>;
+#endif
+    if (cpu_has_avx2()) {
+      f32 = call<float, float, vec_dot_f32_avx2>;
+      f16 = call<uint16_t, float, vec_dot_f16_f32_avx2>;
+      bf16 = call<uint16_t, float, vec_dot_bf16_f32_avx2>;
+      q8_0 = call<block_q8_0, block_q8_0, vec_dot_q8_0_q8_0_avx2>;
+      q4_0 = call<block_q4_0, block_q8_0, vec_dot_q4_0_q8_0_avx2>;
+      q4_K = call<block_q4_K, block_q8_K, vec_dot_q4_K_q8_K_avx2>;
+      q5_K = call<block_q5_K, block_q8_K, vec_dot_q5_K_q8_K_avx2>;
+      q6_K = call<block_q6_K, block_q8_K, vec_dot_q6_K_q8_K_avx2>;
+    }
+    if (cpu_has_avx512_vnni()) {
+      q8_0 = call<block_q8_0, block_q8_0, vec_dot_q8_0_q8_0_avx512>;
+      q4_0 = call<block_q4_0, block_q8_0, vec_dot_q4_0_q8_0_avx512>;
+      q4_K = call<block_q4_K, block_q8_K, vec_dot_q4_K_q8_K_avx512>;
+      q5_K = call<block_q5_K, block_q8_K, vec_dot_q5_K_q8_K_avx512>;
+      q6_K = call<block_q6_K, block_q8_K, vec_dot_q6_K_q8_K_avx512>;
+    }
+  }
+};
+
+}  // namespace
+
 float dot_row(TensorType type, const void* w, const void* a, int64_t n) {
-  static const bool avx2 = cpu_has_avx2();  // constant for the process
+  static const DotTable table;  // immutable once built: the CPU does not change
   const int k = static_cast<int>(n);
   switch (type) {
-    case TensorType::kF32: return vec_dot_f32(k, static_cast<const float*>(w), static_cast<const float*>(a));
-    case TensorType::kF16: return vec_dot_f16_f32(k, static_cast<const uint16_t*>(w), static_cast<const float*>(a));
-    case TensorType::kBF16: return vec_dot_bf16_f32(k, static_cast<const uint16_t*>(w), static_cast<const float*>(a));
-    case TensorType::kQ8_0: {
-      auto x = static_cast<const block_q8_0*>(w);
-      auto y = static_cast<const block_q8_0*>(a);
-      return avx2 ? vec_dot_q8_0_q8_0_avx2(k, x, y) : vec_dot_q8_0_q8_0(k, x, y);
-    }
-    case TensorType::kQ4_0: {
-      auto x = static_cast<const block_q4_0*>(w);
-      auto y = static_cast<const block_q8_0*>(a);
-      return avx2 ? vec_dot_q4_0_q8_0_avx2(k, x, y) : vec_dot_q4_0_q8_0(k, x, y);
-    }
-    case TensorType::kQ4_K: {
-      auto x = static_cast<const block_q4_K*>(w);
-      auto y = static_cast<const block_q8_K*>(a);
-      return avx2 ? vec_dot_q4_K_q8_K_avx2(k, x, y) : vec_dot_q4_K_q8_K(k, x, y);
-    }
-    case TensorType::kQ5_K:
-      return vec_dot_q5_K_q8_K(k, static_cast<const block_q5_K*>(w), static_cast<const block_q8_K*>(a));
-    case TensorType::kQ6_K: {
-      auto x = static_cast<const block_q6_K*>(w);
-      auto y = static_cast<const block_q8_K*>(a);
-      return avx2 ? vec_dot_q6_K_q8_K_avx2(k, x, y) : vec_dot_q6_K_q8_K(k, x, y);
-    }
+    case TensorType::kF32: return table.f32(k, w, a);
+    case TensorType::kF16: return table.f16(k, w, a);
+    case TensorType::kBF16: return table.bf16(k, w, a);
+    case TensorType::kQ8_0: return table.q8_0(k, w, a);
+    case TensorType::kQ4_0: return table.q4_0(k, w, a);
+    case TensorType::kQ4_K: return table.q4_K(k, w, a);
+    case TensorType::kQ5_K: return table.q5_K(k, w, a);
+    case TensorType::kQ6_K: return table.q6_K(k, w, a);
     default:
       std::abort();  // the loader refuses other types
   }

@@ -18,11 +18,17 @@ namespace {
 struct GoldenCase {
   std::string model;  // file name without .gguf
   bool quantized;
-  // KNOWN GAP: the K-quant fixtures deviate more than the golden README allows for
-  // quantized models (logits within 0.1 + 0.02|ref|, greedy equal up to a margin of
-  // 0.05): a few logits per model are off by up to 0.2, and greedy tokens flip at
-  // margins up to 0.15, while q8_0/q4_0 stay well inside. They are checked here at
-  // 0.2 + 0.02|ref| and a 0.15 near-tie margin until the cause is found.
+  // KNOWN, UNDERSTOOD GAP: the K-quant fixtures deviate more than the golden README
+  // allows for quantized models (logits within 0.1 + 0.02|ref|, greedy equal up to a
+  // margin of 0.05): a few logits per model by up to 0.2, greedy flips at margins up
+  // to 0.15. Position 0 matches to 1e-5; the drift starts in attention. The reference
+  // engine (flash attention on CPU) rounds Q to f16 and accumulates the weighted V sum
+  // in f16, rounding after every position; we keep both in f32. An activation that
+  // lands on the other side of an 8-bit rounding boundary then moves a whole Q8_K step
+  // (per 256 elements, coarser than Q8_0's per 32), which random-weight models amplify.
+  // Emulating the f16 accumulation closes the gap (measured: every logit within 5e-6)
+  // but lowers precision, so we keep f32 and check K-quants at 0.2 + 0.02|ref| with a
+  // 0.15 near-tie margin.
   bool k_quant = false;
 };
 
