@@ -2,8 +2,7 @@
 // same random weights as tiny-llama-gqa.f32.gguf, quantized by llama.cpp. Dequantizing
 // its blocks must give back the f32 weights within the format's error (a layout mistake
 // gives errors near 100%), and for q8_0/q4_0, whose rules are fixed, our quantizer must
-// write the very same bytes. Reads the files with a minimal GGUF parser of its own, so
-// that this checks the block layouts and nothing else.
+// write the very same bytes.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -19,127 +18,44 @@
 #include <vector>
 
 #include "clusterd/engine/quant.h"
+#include "clusterd/model/gguf.h"
+#include "support/shared_fixtures.h"
 
 namespace clusterd {
 namespace {
 
 namespace fs = std::filesystem;
 
-// The test models live in X/shared/models next to the repository X/main.
-std::optional<fs::path> find_shared_models() {
-  std::vector<fs::path> bases = {fs::current_path()};
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) bases.push_back(exe.parent_path());
-  for (const fs::path& base : bases) {
-    for (const char* up :
-         {"../shared/models", "../../shared/models", "../../../shared/models", "../../../../shared/models"}) {
-      if (fs::is_directory(base / up, ec)) return fs::canonical(base / up, ec);
-    }
-  }
-  return std::nullopt;
-}
-
-struct MiniTensor {
-  TensorType type;
-  int64_t n_elements;
-  const uint8_t* data;
-};
-
-// Just enough GGUF (v2/v3) to find tensors: skips every metadata value but alignment.
-class MiniGguf {
+// The tensors of a fixture file by name, read through the project's GGUF reader.
+class FixtureTensors {
  public:
   bool load(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    bytes_.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    if (bytes_.size() < 24 || std::memcmp(bytes_.data(), "GGUF", 4) != 0) return false;
-    pos_ = 8;
-    const uint64_t n_tensors = u64();
-    const uint64_t n_kv = u64();
-    uint64_t alignment = 32;
-    for (uint64_t i = 0; i < n_kv && ok_; ++i) {
-      const std::string key = str();
-      const uint32_t type = u32();
-      if (key == "general.alignment" && type == 4) {
-        alignment = u32();
-      } else {
-        skip_value(type);
-      }
-    }
-    struct Info {
-      std::string name;
-      uint32_t type;
-      int64_t n;
-      uint64_t offset;
-    };
-    std::vector<Info> infos;
-    for (uint64_t i = 0; i < n_tensors && ok_; ++i) {
-      Info info{str(), 0, 1, 0};
-      const uint32_t n_dims = u32();
-      for (uint32_t d = 0; d < n_dims && ok_; ++d) info.n *= static_cast<int64_t>(u64());
-      info.type = u32();
-      info.offset = u64();
-      infos.push_back(info);
-    }
-    const uint64_t data_start = (pos_ + alignment - 1) / alignment * alignment;
-    for (const Info& info : infos) {
-      tensors_[info.name] = {static_cast<TensorType>(info.type), info.n, bytes_.data() + data_start + info.offset};
-    }
-    return ok_ && data_start <= bytes_.size();
+    auto file = GgufFile::open(path);
+    if (!file.is_ok()) return false;
+    file_ = std::move(*file);
+    return true;
   }
-
-  const std::map<std::string, MiniTensor>& tensors() const { return tensors_; }
+  struct Tensor {
+    TensorType type;
+    int64_t n_elements;
+    const uint8_t* data;
+  };
+  std::map<std::string, Tensor> tensors() const {
+    std::map<std::string, Tensor> out;
+    for (const auto& t : file_->tensors()) out[t.name] = {t.type, t.n_elements(), file_->tensor_data(t).data()};
+    return out;
+  }
 
  private:
-  uint64_t take(size_t n) {
-    uint64_t v = 0;
-    if (pos_ + n > bytes_.size()) {
-      ok_ = false;
-      return 0;
-    }
-    std::memcpy(&v, bytes_.data() + pos_, n);  // little-endian host, as GGUF
-    pos_ += n;
-    return v;
-  }
-  uint32_t u32() { return static_cast<uint32_t>(take(4)); }
-  uint64_t u64() { return take(8); }
-  std::string str() {
-    const uint64_t n = u64();
-    if (!ok_ || pos_ + n > bytes_.size()) {
-      ok_ = false;
-      return {};
-    }
-    std::string s(reinterpret_cast<const char*>(bytes_.data() + pos_), n);
-    pos_ += n;
-    return s;
-  }
-  void skip_value(uint32_t type) {
-    static constexpr int kSize[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
-    if (type == 8) {
-      str();
-    } else if (type == 9) {
-      const uint32_t element_type = u32();
-      const uint64_t count = u64();
-      for (uint64_t i = 0; i < count && ok_; ++i) skip_value(element_type);
-    } else if (type < 13) {
-      take(kSize[type]);
-    } else {
-      ok_ = false;
-    }
-  }
-
-  std::vector<uint8_t> bytes_;
-  size_t pos_ = 0;
-  bool ok_ = true;
-  std::map<std::string, MiniTensor> tensors_;
+  std::unique_ptr<GgufFile> file_;
 };
 
 class LlamaCppBlocks : public ::testing::Test {
  protected:
   void SetUp() override {
-    const auto dir = find_shared_models();
-    if (!dir) GTEST_SKIP() << "../shared/models was not found; the fixture models are not here";
-    dir_ = *dir;
+    const auto shared = testing::find_shared_dir();
+    if (!shared) GTEST_SKIP() << "../shared/models was not found; the fixture models are not here";
+    dir_ = *shared / "models";
     ASSERT_TRUE(f32_.load(dir_ / "tiny-llama-gqa.f32.gguf")) << dir_;
   }
 
@@ -154,14 +70,15 @@ class LlamaCppBlocks : public ::testing::Test {
     int tensors = 0;
   };
   Comparison compare(const std::string& file) {
-    MiniGguf quantized;
+    FixtureTensors quantized;
     EXPECT_TRUE(quantized.load(dir_ / file)) << file;
     Comparison c;
     double llama_err2 = 0, our_err2 = 0, ref2 = 0;
+    const auto f32_tensors = f32_.tensors();
     for (const auto& [name, t] : quantized.tensors()) {
       if (t.type == TensorType::kF32) continue;
-      const auto it = f32_.tensors().find(name);
-      if (it == f32_.tensors().end() || it->second.n_elements != t.n_elements) {
+      const auto it = f32_tensors.find(name);
+      if (it == f32_tensors.end() || it->second.n_elements != t.n_elements) {
         ADD_FAILURE() << file << ": tensor " << name << " has no f32 twin";
         continue;
       }
@@ -194,7 +111,7 @@ class LlamaCppBlocks : public ::testing::Test {
   }
 
   fs::path dir_;
-  MiniGguf f32_;
+  FixtureTensors f32_;
 };
 
 TEST_F(LlamaCppBlocks, Q8_0DequantizesAndRequantizesIdentically) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "clusterd/model/gguf.h"
+#include "support/shared_fixtures.h"
 
 namespace clusterd {
 namespace {
@@ -130,13 +131,8 @@ TEST(GgufFuzz, ThousandMutatedCopiesNeverCrash) {
 }
 
 TEST(GgufFuzz, MutatedHeadersOfARealModelNeverCrash) {
-  std::error_code ec;
   fs::path path;
-  for (const char* up : {"../shared/models", "../../shared/models", "../../../shared/models"}) {
-    for (const fs::path& base : {fs::current_path(), fs::read_symlink("/proc/self/exe", ec).parent_path()}) {
-      if (path.empty() && fs::exists(base / up / "stories260K.gguf", ec)) path = base / up / "stories260K.gguf";
-    }
-  }
+  if (auto shared = clusterd::testing::find_shared_dir()) path = *shared / "models" / "stories260K.gguf";
   if (path.empty()) GTEST_SKIP() << "../shared/models was not found; the fixture models are not here";
   std::ifstream in(path, std::ios::binary);
   const std::vector<uint8_t> model((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

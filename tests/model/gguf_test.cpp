@@ -2,6 +2,7 @@
 // corruption (each error names the key or tensor and a byte offset), and the real
 // fixture models under ../shared/models.
 #include "clusterd/model/gguf.h"
+#include "support/shared_fixtures.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -514,17 +515,9 @@ TEST(GgufFile, AFileWithoutTensorsMayEndBeforeThePadding) {
 
 // The test models live in X/shared/models next to the repository X/main.
 std::optional<fs::path> find_shared_models() {
-  std::vector<fs::path> bases = {fs::current_path()};
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) bases.push_back(exe.parent_path());
-  for (const fs::path& base : bases) {
-    for (const char* up : {"../shared/models", "../../shared/models", "../../../shared/models"}) {
-      const fs::path candidate = base / up;
-      if (fs::is_directory(candidate, ec)) return fs::canonical(candidate, ec);
-    }
-  }
-  return std::nullopt;
+  auto shared = clusterd::testing::find_shared_dir();
+  if (!shared) return std::nullopt;
+  return *shared / "models";
 }
 
 std::vector<fs::path> fixture_files() {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "clusterd/model/gguf.h"
+#include "support/shared_fixtures.h"
 
 namespace clusterd {
 namespace {
@@ -23,22 +24,7 @@ namespace fs = std::filesystem;
 
 // ../shared next to the repository, looked for from the working directory (ctest runs
 // in the build tree) and from the test binary's directory.
-std::optional<fs::path> find_shared_dir() {
-  std::vector<fs::path> bases;
-  std::error_code ec;
-  bases.push_back(fs::current_path(ec));
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) bases.push_back(exe.parent_path());
-  for (const fs::path& base : bases) {
-    for (const char* up : {"../shared", "../../shared", "../../../shared"}) {
-      fs::path candidate = base / up;
-      if (fs::is_directory(candidate / "golden") || fs::is_directory(candidate / "models")) {
-        return fs::weakly_canonical(candidate, ec);
-      }
-    }
-  }
-  return std::nullopt;
-}
+std::optional<fs::path> find_shared_dir() { return clusterd::testing::find_shared_dir(); }
 
 #define REQUIRE_SHARED(var)                                                       \
   std::optional<fs::path> var = find_shared_dir();                                \
