@@ -214,3 +214,54 @@ TEST(DataFrames, GarbageHeadersAreRefusedWithAReason) {
 
 }  // namespace
 }  // namespace clusterd
+
+namespace clusterd {
+namespace {
+
+// Sends `bytes` to 127.0.0.1:port from a plain socket and closes it.
+void send_raw(uint16_t port, const std::string& bytes) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    (void)::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  }
+  ::close(fd);
+}
+
+TEST(Collectives, GarbageAndOversizedFramesOnTheDataPortDoNotStopAGroupForming) {
+  Cluster c = make_cluster(2);
+  // Strangers get to the data port first: random bytes, a header announcing 4 GiB, a
+  // hello of another epoch.
+  send_raw(c.members[0].port, std::string(100, '\x7f'));
+  uint8_t h[kDataFrameHeaderBytes];
+  encode_data_frame_header({DataOp::kHello, 0, 0, 0, 1, 0}, h);
+  std::string oversized(reinterpret_cast<char*>(h), sizeof h);
+  oversized[8] = oversized[9] = oversized[10] = oversized[11] = '\xff';
+  send_raw(c.members[0].port, oversized);
+  encode_data_frame_header({DataOp::kHello, 0, 0, 6, 999, 0}, h);
+  send_raw(c.members[0].port, std::string(reinterpret_cast<char*>(h), sizeof h) + "1|abcd");
+  std::vector<float> results(2);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r) {
+    threads.emplace_back([&, r] {
+      GroupOptions o;
+      o.key = kKey;
+      o.rank = r;
+      o.members = c.members;
+      o.connect_timeout_ms = 5000;
+      auto g = Group::form(o, *c.listeners[r]);
+      ASSERT_TRUE(g.is_ok()) << g.status().to_string();
+      std::vector<float> data = {float(r + 1)};
+      ASSERT_TRUE((*g)->all_reduce_sum(data).is_ok());
+      results[r] = data[0];
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(results, (std::vector<float>{3, 3}));
+}
+
+}  // namespace
+}  // namespace clusterd
