@@ -1,9 +1,11 @@
 #include "clusterd/engine/matmul.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "clusterd/engine/kernels_avx512.h"
 #include "clusterd/engine/kernels_neon.h"
+#include "clusterd/engine/kernels_x4.h"
 #include "clusterd/engine/quant.h"
 
 namespace clusterd {
@@ -36,6 +38,9 @@ TensorType activation_type_for(TensorType weight) {
 namespace {
 
 using DotFn = float (*)(int n, const void* weights, const void* activations);
+// One weight row with four activation rows (kernels_x4.h); out[t] equals the DotFn
+// of the same table for activations[t], bit for bit.
+using DotX4Fn = void (*)(int n, const void* weights, const void* const activations[4], float out[4]);
 
 // Adapts a typed kernel to the untyped table entry.
 template <typename W, typename A, float (*F)(int, const W*, const A*)>
@@ -43,10 +48,19 @@ float call(int n, const void* w, const void* a) {
   return F(n, static_cast<const W*>(w), static_cast<const A*>(a));
 }
 
+template <typename W, typename A, void (*F)(int, const W*, const A* const[4], float[4])>
+void call_x4(int n, const void* w, const void* const a[4], float out[4]) {
+  const A* const typed[4] = {static_cast<const A*>(a[0]), static_cast<const A*>(a[1]), static_cast<const A*>(a[2]),
+                             static_cast<const A*>(a[3])};
+  F(n, static_cast<const W*>(w), typed, out);
+}
+
 // The best kernel per weight type for this CPU, chosen once: NEON on AArch64; on x86
 // AVX-512 VNNI, then AVX2 (with FMA/F16C), then the scalar references.
 struct DotTable {
   DotFn f32, f16, bf16, q8_0, q4_0, q4_K, q5_K, q6_K;
+  // Four-token kernels matching the one-row kernels above; null where there is none.
+  DotX4Fn q8_0_x4 = nullptr, q4_0_x4 = nullptr, q4_K_x4 = nullptr, q6_K_x4 = nullptr;
   DotTable() {
     f32 = call<float, float, vec_dot_f32>;
     f16 = call<uint16_t, float, vec_dot_f16_f32>;
@@ -73,6 +87,10 @@ struct DotTable {
       q4_K = call<block_q4_K, block_q8_K, vec_dot_q4_K_q8_K_avx2>;
       q5_K = call<block_q5_K, block_q8_K, vec_dot_q5_K_q8_K_avx2>;
       q6_K = call<block_q6_K, block_q8_K, vec_dot_q6_K_q8_K_avx2>;
+      q8_0_x4 = call_x4<block_q8_0, block_q8_0, vec_dot_q8_0_q8_0_x4_avx2>;
+      q4_0_x4 = call_x4<block_q4_0, block_q8_0, vec_dot_q4_0_q8_0_x4_avx2>;
+      q4_K_x4 = call_x4<block_q4_K, block_q8_K, vec_dot_q4_K_q8_K_x4_avx2>;
+      q6_K_x4 = call_x4<block_q6_K, block_q8_K, vec_dot_q6_K_q8_K_x4_avx2>;
     }
     if (cpu_has_avx512_vnni()) {
       q8_0 = call<block_q8_0, block_q8_0, vec_dot_q8_0_q8_0_avx512>;
@@ -80,14 +98,37 @@ struct DotTable {
       q4_K = call<block_q4_K, block_q8_K, vec_dot_q4_K_q8_K_avx512>;
       q5_K = call<block_q5_K, block_q8_K, vec_dot_q5_K_q8_K_avx512>;
       q6_K = call<block_q6_K, block_q8_K, vec_dot_q6_K_q8_K_avx512>;
+      q8_0_x4 = call_x4<block_q8_0, block_q8_0, vec_dot_q8_0_q8_0_x4_avx512>;
+      q4_0_x4 = call_x4<block_q4_0, block_q8_0, vec_dot_q4_0_q8_0_x4_avx512>;
+      q4_K_x4 = call_x4<block_q4_K, block_q8_K, vec_dot_q4_K_q8_K_x4_avx512>;
+      q6_K_x4 = call_x4<block_q6_K, block_q8_K, vec_dot_q6_K_q8_K_x4_avx512>;
+    }
+  }
+
+  DotX4Fn x4_for(TensorType type) const {
+    switch (type) {
+      case TensorType::kQ8_0: return q8_0_x4;
+      case TensorType::kQ4_0: return q4_0_x4;
+      case TensorType::kQ4_K: return q4_K_x4;
+      case TensorType::kQ6_K: return q6_K_x4;
+      default: return nullptr;
     }
   }
 };
 
+const DotTable& dot_table() {
+  static const DotTable table;  // immutable once built: the CPU does not change
+  return table;
+}
+
+// Rows per tile of the x4 path: a tile's weight rows stay in L2 while every group of
+// four tokens passes over them, and a group's activations stay in L1 across the tile.
+constexpr int64_t kRowTile = 16;
+
 }  // namespace
 
 float dot_row(TensorType type, const void* w, const void* a, int64_t n) {
-  static const DotTable table;  // immutable once built: the CPU does not change
+  const DotTable& table = dot_table();
   const int k = static_cast<int>(n);
   switch (type) {
     case TensorType::kF32: return table.f32(k, w, a);
@@ -98,8 +139,7 @@ float dot_row(TensorType type, const void* w, const void* a, int64_t n) {
     case TensorType::kQ4_K: return table.q4_K(k, w, a);
     case TensorType::kQ5_K: return table.q5_K(k, w, a);
     case TensorType::kQ6_K: return table.q6_K(k, w, a);
-    default:
-      std::abort();  // the loader refuses other types
+    default: std::abort();  // the loader refuses other types
   }
 }
 
@@ -111,18 +151,47 @@ void matmul(const WeightMatrix& w, const float* x, int n_tokens, float* y, Threa
     act_row_bytes = tensor_row_bytes(act, w.n_in);
     scratch.quantized.resize(act_row_bytes * n_tokens);
     for (int t = 0; t < n_tokens; ++t) {
-      (void)quantize_row(act, x + static_cast<size_t>(t) * w.n_in, scratch.quantized.data() + t * act_row_bytes, w.n_in);
+      (void)quantize_row(act, x + static_cast<size_t>(t) * w.n_in, scratch.quantized.data() + t * act_row_bytes,
+                         w.n_in);
     }
     activations = scratch.quantized.data();
   }
   const auto* a = static_cast<const uint8_t*>(activations);
-  // Each thread takes a range of output rows and runs every token through them, so a
-  // weight row is read from memory once per call.
+  const DotX4Fn x4 = n_tokens >= 4 ? dot_table().x4_for(w.type) : nullptr;
+  if (x4 == nullptr) {
+    // Each thread takes a range of output rows and runs every token through them, so a
+    // weight row is read from memory once per call.
+    pool.parallel_for(w.n_out, 16, [&](int, int64_t begin, int64_t end) {
+      for (int64_t o = begin; o < end; ++o) {
+        const uint8_t* row = w.data + o * w.row_stride;
+        for (int t = 0; t < n_tokens; ++t) {
+          y[static_cast<size_t>(t) * w.n_out + o] = dot_row(w.type, row, a + t * act_row_bytes, w.n_in);
+        }
+      }
+    });
+    return;
+  }
+  // Batches: tokens in groups of four through the x4 kernel, which unpacks each weight
+  // block once per group; the last n_tokens % 4 one at a time. Same split over rows.
+  const int k = static_cast<int>(w.n_in);
+  const int n_groups = n_tokens / 4;
   pool.parallel_for(w.n_out, 16, [&](int, int64_t begin, int64_t end) {
-    for (int64_t o = begin; o < end; ++o) {
-      const uint8_t* row = w.data + o * w.row_stride;
-      for (int t = 0; t < n_tokens; ++t) {
-        y[static_cast<size_t>(t) * w.n_out + o] = dot_row(w.type, row, a + t * act_row_bytes, w.n_in);
+    for (int64_t tile = begin; tile < end; tile += kRowTile) {
+      const int64_t tile_end = std::min(end, tile + kRowTile);
+      for (int g = 0; g < n_groups; ++g) {
+        const void* const group[4] = {a + (4 * g) * act_row_bytes, a + (4 * g + 1) * act_row_bytes,
+                                      a + (4 * g + 2) * act_row_bytes, a + (4 * g + 3) * act_row_bytes};
+        for (int64_t o = tile; o < tile_end; ++o) {
+          float out[4];
+          x4(k, w.data + o * w.row_stride, group, out);
+          for (int t = 0; t < 4; ++t) y[static_cast<size_t>(4 * g + t) * w.n_out + o] = out[t];
+        }
+      }
+      for (int t = 4 * n_groups; t < n_tokens; ++t) {
+        for (int64_t o = tile; o < tile_end; ++o) {
+          y[static_cast<size_t>(t) * w.n_out + o] =
+              dot_row(w.type, w.data + o * w.row_stride, a + t * act_row_bytes, w.n_in);
+        }
       }
     }
   });
