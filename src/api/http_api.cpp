@@ -13,7 +13,7 @@ void set_json_error(httplib::Response& res, int status, const std::string& messa
   res.set_content(nlohmann::json{{"error", err}}.dump(), "application/json");
 }
 
-static void set_json(httplib::Response& res, const nlohmann::json& doc) {
+void set_json(httplib::Response& res, const nlohmann::json& doc) {
   res.set_content(doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", "application/json");
 }
 
@@ -57,7 +57,7 @@ void HttpApi::get(const std::string& route, Scope scope,
   });
 }
 
-static int http_status_for(StatusCode code) {
+int http_status_for(StatusCode code) {
   switch (code) {
     case StatusCode::kInvalidArgument: return 400;
     case StatusCode::kPermissionDenied: return 403;
@@ -104,6 +104,7 @@ void HttpApi::add_routes() {
   post("/v1/models/load", Scope::kAdmin, [this](const nlohmann::json& b) { return backend_.load_model(b); });
   post("/v1/models/unload", Scope::kAdmin, [this](const nlohmann::json& b) { return backend_.unload_model(b); });
   post("/v1/inference", Scope::kInference, [this](const nlohmann::json& b) { return backend_.inference(b); });
+  add_openai_routes();
   get("/metrics", Scope::kRead, [this](const auto&, auto& res) {
     MetricsWriter out;
     backend_.write_metrics(out);

@@ -13,6 +13,7 @@
 
 #include "clusterd/api/auth.h"
 #include "clusterd/api/metrics.h"
+#include "clusterd/api/openai.h"
 #include "clusterd/common/status.h"
 
 namespace httplib {
@@ -39,6 +40,14 @@ class ApiBackend {
   virtual Result<nlohmann::json> unload_model(const nlohmann::json& body) = 0;  // POST /v1/models/unload
   virtual nlohmann::json instances_document() const = 0;                        // GET /v1/instances
   virtual Result<nlohmann::json> inference(const nlohmann::json& body) = 0;      // POST /v1/inference
+
+  // OpenAI surface. `check_model` says whether `complete` could run the model here
+  // (not_found, or unavailable while it loads). `complete` runs one request; `on_text`
+  // gets each final piece of text and returns false to stop (the client went away).
+  virtual Status check_model(const std::string& model) const = 0;
+  virtual Result<CompletionResult> complete(const CompletionRequest& request,
+                                            const std::function<bool(std::string_view)>& on_text) = 0;
+  virtual nlohmann::json models_list() const = 0;  // GET /v1/models
 };
 
 struct HttpApiOptions {
@@ -46,6 +55,11 @@ struct HttpApiOptions {
   uint16_t port = 8000;
   size_t max_body_bytes = 4u << 20;
 };
+
+// Sets a pretty-printed JSON body.
+void set_json(httplib::Response& res, const nlohmann::json& doc);
+// The HTTP status for an error code (invalid_argument 400, not_found 404, ...).
+int http_status_for(StatusCode code);
 
 // Sets an OpenAI-style error body {"error":{"message","type","param","code"}}.
 void set_json_error(httplib::Response& res, int status, const std::string& message, const std::string& type,
@@ -69,6 +83,8 @@ class HttpApi {
   void post(const std::string& route, Scope scope,
             std::function<Result<nlohmann::json>(const nlohmann::json&)> handler);
   bool authorize(const httplib::Request& req, httplib::Response& res, const std::string& route, Scope scope);
+  void add_openai_routes();  // openai_routes.cpp
+  void completions(const httplib::Request& req, httplib::Response& res, bool chat);
   void count(const std::string& route, int status);
   void write_http_metrics(MetricsWriter& out) const;
 

@@ -46,6 +46,10 @@ class Agent final : public ApiBackend {
   Result<nlohmann::json> unload_model(const nlohmann::json& body) override;
   nlohmann::json instances_document() const override;
   Result<nlohmann::json> inference(const nlohmann::json& body) override;
+  Status check_model(const std::string& model) const override;
+  Result<CompletionResult> complete(const CompletionRequest& request,
+                                    const std::function<bool(std::string_view)>& on_text) override;
+  nlohmann::json models_list() const override;
 
  private:
   Status choose_interfaces();
@@ -74,6 +78,8 @@ class Agent final : public ApiBackend {
   void on_load_failed(const std::string& from, const nlohmann::json& message);
   nlohmann::json instance_document(const InstanceEntry& entry) const;
   void send_to_peer(const std::string& peer, nlohmann::json message);  // from any thread
+  // The instance `model` this node coordinates, or the error to return.
+  Result<std::shared_ptr<InstanceEntry>> coordinated_instance(const std::string& model) const;
 
   Config config_;
   std::string key_;
