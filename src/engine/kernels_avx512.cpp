@@ -23,6 +23,7 @@
 #endif
 
 #define CLUSTERD_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")))
+#define CLUSTERD_AVX512_VBMI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,fma,f16c")))
 
 namespace clusterd {
 namespace {
@@ -134,6 +135,49 @@ CLUSTERD_AVX512 inline __m512 q4_0_pair(__m512 acc, const block_q4_0* x, const b
   return _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(dot), acc);
 }
 
+// q4_0 x q8_0 for blocks 0-3, into acc0 (blocks 0, 1) and acc1 (blocks 2, 3); the same
+// int32 lanes and scale products as two q4_0_pair calls, gathered with byte and word
+// permutes from whole-vector loads instead of scalar inserts. Reads only the 72 bytes of
+// x[0..3] and the 136 of y[0..3].
+CLUSTERD_AVX512_VBMI inline void q4_0_quad(__m512& acc0, __m512& acc1, const block_q4_0* x, const block_q8_0* y) {
+  static_assert(sizeof(block_q4_0) == 18 && sizeof(block_q8_0) == 34);
+  const auto* xb = reinterpret_cast<const uint8_t*>(x);
+  const auto* yb = reinterpret_cast<const uint8_t*>(y);
+  const __m512i x_head = _mm512_loadu_si512(xb);      // bytes 0-63: d0-d3, qs of blocks 0-2
+  const __m512i x_tail = _mm512_loadu_si512(xb + 8);  // bytes 8-71: qs of blocks 2-3
+  // Byte l of the result: qs[l % 16] of block l / 32, each 16 bytes twice (low, then
+  // high nibbles), as q4_0_nibbles lays them out.
+  const __m512i pick01 = _mm512_set_epi8(35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20,  //
+                                         35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20,  //
+                                         17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2,          //
+                                         17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2);
+  const __m512i pick23 = _mm512_add_epi8(pick01, _mm512_set1_epi8(36 - 8));  // blocks 2-3 in x_tail
+  const __m512i nibble = _mm512_set1_epi8(0x0f);
+  const __m512i p01 = _mm512_permutexvar_epi8(pick01, x_head);
+  const __m512i p23 = _mm512_permutexvar_epi8(pick23, x_tail);
+  const __m512i q01 = _mm512_and_si512(_mm512_mask_srli_epi16(p01, 0xff00ff00u, p01, 4), nibble);
+  const __m512i q23 = _mm512_and_si512(_mm512_mask_srli_epi16(p23, 0xff00ff00u, p23, 4), nibble);
+  // Scales: x's d at words 0, 9, 18, 27; y's at words 0, 17 of y[0] and of y[2].
+  const __m512i x_d = _mm512_permutexvar_epi16(_mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  //
+                                                                0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 27, 18, 9, 0),
+                                               x_head);
+  const __m512i y_d = _mm512_permutex2var_epi16(_mm512_loadu_si512(yb),
+                                                _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  //
+                                                                 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 49, 32, 17, 0),
+                                                _mm512_loadu_si512(yb + 68));
+  const __m128 d = _mm_mul_ps(_mm_cvtph_ps(_mm512_castsi512_si128(x_d)), _mm_cvtph_ps(_mm512_castsi512_si128(y_d)));
+  const __m512 d01 = _mm512_permutexvar_ps(halves_index(0), _mm512_castps128_ps512(d));
+  const __m512 d23 = _mm512_permutexvar_ps(halves_index(2), _mm512_castps128_ps512(d));
+  const __m512i zero = _mm512_setzero_si512();
+  const __m512i eight = _mm512_set1_epi8(8);
+  const __m512i qy01 = join256(load256(y[0].qs), load256(y[1].qs));
+  const __m512i qy23 = join256(load256(y[2].qs), load256(y[3].qs));
+  const __m512i dot01 = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, q01, qy01), _mm512_dpbusd_epi32(zero, eight, qy01));
+  const __m512i dot23 = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, q23, qy23), _mm512_dpbusd_epi32(zero, eight, qy23));
+  acc0 = _mm512_fmadd_ps(d01, _mm512_cvtepi32_ps(dot01), acc0);
+  acc1 = _mm512_fmadd_ps(d23, _mm512_cvtepi32_ps(dot23), acc1);
+}
+
 }  // namespace
 
 bool cpu_has_avx512_vnni() {
@@ -142,6 +186,8 @@ bool cpu_has_avx512_vnni() {
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma") &&
          __builtin_cpu_supports("f16c");
 }
+
+bool cpu_has_avx512_vbmi() { return cpu_has_avx512_vnni() && __builtin_cpu_supports("avx512vbmi"); }
 
 // Two blocks per 512-bit step, two steps per iteration so that the add chains overlap.
 CLUSTERD_AVX512 float vec_dot_q8_0_q8_0_avx512(int n, const block_q8_0* x, const block_q8_0* y) {
@@ -172,6 +218,28 @@ CLUSTERD_AVX512 float vec_dot_q4_0_q8_0_avx512(int n, const block_q4_0* x, const
     acc0 = q4_0_pair(acc0, x + i, y + i);
     acc1 = q4_0_pair(acc1, x + i + 2, y + i + 2);
   }
+  if (i + 2 <= nb) {
+    acc0 = q4_0_pair(acc0, x + i, y + i);
+    i += 2;
+  }
+  float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+  if (i < nb) {
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i qy = load256(y[i].qs);
+    const __m256i dot = _mm256_sub_epi32(_mm256_dpbusd_epi32(zero, q4_0_nibbles(x[i].qs), qy),
+                                         _mm256_dpbusd_epi32(zero, _mm256_set1_epi8(8), qy));
+    sum += half_to_float(x[i].d) * half_to_float(y[i].d) * hsum(_mm256_cvtepi32_ps(dot));
+  }
+  return sum;
+}
+
+// vec_dot_q4_0_q8_0_avx512 with each four blocks' loads and scale products gathered
+// by VPERMB/VPERMW (q4_0_quad); the same float operations in the same order.
+CLUSTERD_AVX512_VBMI float vec_dot_q4_0_q8_0_avx512_vbmi(int n, const block_q4_0* x, const block_q8_0* y) {
+  const int nb = n / kQK4_0;
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  int i = 0;
+  for (; i + 4 <= nb; i += 4) q4_0_quad(acc0, acc1, x + i, y + i);
   if (i + 2 <= nb) {
     acc0 = q4_0_pair(acc0, x + i, y + i);
     i += 2;
@@ -290,6 +358,8 @@ CLUSTERD_AVX512 float vec_dot_q6_K_q8_K_avx512(int n, const block_q6_K* x, const
 namespace clusterd {
 
 bool cpu_has_avx512_vnni() { return false; }
+bool cpu_has_avx512_vbmi() { return false; }
+float vec_dot_q4_0_q8_0_avx512_vbmi(int n, const block_q4_0* x, const block_q8_0* y) { return vec_dot_q4_0_q8_0(n, x, y); }
 float vec_dot_q8_0_q8_0_avx512(int n, const block_q8_0* x, const block_q8_0* y) { return vec_dot_q8_0_q8_0(n, x, y); }
 float vec_dot_q4_0_q8_0_avx512(int n, const block_q4_0* x, const block_q8_0* y) { return vec_dot_q4_0_q8_0(n, x, y); }
 float vec_dot_q4_K_q8_K_avx512(int n, const block_q4_K* x, const block_q8_K* y) { return vec_dot_q4_K_q8_K(n, x, y); }

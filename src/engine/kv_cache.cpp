@@ -2,11 +2,13 @@
 
 #include <cstring>
 
+#include "clusterd/engine/kernels_avx512.h"
 #include "clusterd/engine/quant.h"
+#include "clusterd/engine/quantize_avx512.h"
 
 namespace clusterd {
 
-KvCache::KvCache(KvCacheOptions options) : options_(options) {}
+KvCache::KvCache(KvCacheOptions options) : options_(options), simd_f16_(cpu_has_avx512_vnni()) {}
 
 uint64_t KvCache::bytes_per_sequence() const {
   return 2ull * options_.n_layer * options_.n_ctx * options_.kv_width * element_bytes();
@@ -45,7 +47,13 @@ void KvCache::load(const std::vector<uint8_t>& src, int layer, int n, int head_o
   for (int p = 0; p < n; ++p) {
     const uint8_t* row = src.data() + offset(layer, p, head_offset);
     if (options_.type == TensorType::kF16) {
-      fp16_to_fp32_row(reinterpret_cast<const uint16_t*>(row), out + static_cast<size_t>(p) * head_dim, head_dim);
+      const auto* half = reinterpret_cast<const uint16_t*>(row);
+      float* dst = out + static_cast<size_t>(p) * head_dim;
+      if (simd_f16_) {
+        fp16_to_fp32_row_avx512(half, dst, head_dim);
+      } else {
+        fp16_to_fp32_row(half, dst, head_dim);
+      }
     } else {
       std::memcpy(out + static_cast<size_t>(p) * head_dim, row, head_dim * sizeof(float));
     }
@@ -58,6 +66,22 @@ void KvCache::load_keys(int seq, int layer, int n, int head_offset, int head_dim
 
 void KvCache::load_values(int seq, int layer, int n, int head_offset, int head_dim, float* out) const {
   load(slots_.at(seq).v, layer, n, head_offset, head_dim, out);
+}
+
+void KvCache::load_keys_transposed(int seq, int layer, int n, int head_offset, int head_dim, float* out) const {
+  const std::vector<uint8_t>& src = slots_.at(seq).k;
+  std::vector<float> key(head_dim);
+  for (int p = 0; p < n; ++p) {
+    const uint8_t* stored = src.data() + offset(layer, p, head_offset);
+    if (options_.type != TensorType::kF16) {
+      std::memcpy(key.data(), stored, head_dim * sizeof(float));
+    } else if (simd_f16_) {
+      fp16_to_fp32_row_avx512(reinterpret_cast<const uint16_t*>(stored), key.data(), head_dim);
+    } else {
+      fp16_to_fp32_row(reinterpret_cast<const uint16_t*>(stored), key.data(), head_dim);
+    }
+    for (int i = 0; i < head_dim; ++i) out[static_cast<size_t>(i) * n + p] = key[i];
+  }
 }
 
 }  // namespace clusterd

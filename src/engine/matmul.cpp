@@ -7,6 +7,7 @@
 #include "clusterd/engine/kernels_neon.h"
 #include "clusterd/engine/kernels_x4.h"
 #include "clusterd/engine/quant.h"
+#include "clusterd/engine/quantize_avx512.h"
 
 namespace clusterd {
 
@@ -38,6 +39,7 @@ TensorType activation_type_for(TensorType weight) {
 namespace {
 
 using DotFn = float (*)(int n, const void* weights, const void* activations);
+using QuantizeFn = void (*)(const float* in, void* blocks, int64_t n);
 // One weight row with four activation rows (kernels_x4.h); out[t] equals the DotFn
 // of the same table for activations[t], bit for bit.
 using DotX4Fn = void (*)(int n, const void* weights, const void* const activations[4], float out[4]);
@@ -61,6 +63,8 @@ struct DotTable {
   DotFn f32, f16, bf16, q8_0, q4_0, q4_K, q5_K, q6_K;
   // Four-token kernels matching the one-row kernels above; null where there is none.
   DotX4Fn q8_0_x4 = nullptr, q4_0_x4 = nullptr, q4_K_x4 = nullptr, q6_K_x4 = nullptr;
+  // Activation quantizers; the SIMD ones write the same bytes as the references.
+  QuantizeFn quantize_q8_0 = quantize_row_q8_0, quantize_q8_K = quantize_row_q8_K;
   DotTable() {
     f32 = call<float, float, vec_dot_f32>;
     f16 = call<uint16_t, float, vec_dot_f16_f32>;
@@ -102,7 +106,10 @@ struct DotTable {
       q4_0_x4 = call_x4<block_q4_0, block_q8_0, vec_dot_q4_0_q8_0_x4_avx512>;
       q4_K_x4 = call_x4<block_q4_K, block_q8_K, vec_dot_q4_K_q8_K_x4_avx512>;
       q6_K_x4 = call_x4<block_q6_K, block_q8_K, vec_dot_q6_K_q8_K_x4_avx512>;
+      quantize_q8_0 = quantize_row_q8_0_avx512;
+      quantize_q8_K = quantize_row_q8_K_avx512;
     }
+    if (cpu_has_avx512_vbmi()) q4_0 = call<block_q4_0, block_q8_0, vec_dot_q4_0_q8_0_avx512_vbmi>;
   }
 
   DotX4Fn x4_for(TensorType type) const {
@@ -150,9 +157,17 @@ void matmul(const WeightMatrix& w, const float* x, int n_tokens, float* y, Threa
   if (act != TensorType::kF32) {
     act_row_bytes = tensor_row_bytes(act, w.n_in);
     scratch.quantized.resize(act_row_bytes * n_tokens);
+    const DotTable& table = dot_table();
     for (int t = 0; t < n_tokens; ++t) {
-      (void)quantize_row(act, x + static_cast<size_t>(t) * w.n_in, scratch.quantized.data() + t * act_row_bytes,
-                         w.n_in);
+      const float* in = x + static_cast<size_t>(t) * w.n_in;
+      uint8_t* out = scratch.quantized.data() + t * act_row_bytes;
+      if (act == TensorType::kQ8_0) {
+        table.quantize_q8_0(in, out, w.n_in);
+      } else if (act == TensorType::kQ8_K) {
+        table.quantize_q8_K(in, out, w.n_in);
+      } else {
+        (void)quantize_row(act, in, out, w.n_in);
+      }
     }
     activations = scratch.quantized.data();
   }

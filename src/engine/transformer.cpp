@@ -148,17 +148,23 @@ void Transformer::attention(int layer, std::span<const BatchToken> batch) {
     values_.resize(keys_.size());
     scores_.resize(n);
     for (int kvh = 0; kvh < n_kv_heads; ++kvh) {
-      kv_.load_keys(batch[t].seq, layer, n, kvh * hd, hd, keys_.data());
+      kv_.load_keys_transposed(batch[t].seq, layer, n, kvh * hd, hd, keys_.data());  // (hd, n)
       kv_.load_values(batch[t].seq, layer, n, kvh * hd, hd, values_.data());
       for (int g = 0; g < gqa; ++g) {
         const int h = kvh * gqa + g;
         const float* q = &q_[static_cast<size_t>(t) * nq + h * hd];
         float* out = &att_[static_cast<size_t>(t) * nq + h * hd];
+        // Each score sums q[i] * k[i] in order of i, as a plain dot would, but the
+        // positions are independent, so the loop over them vectorizes.
+        std::fill(scores_.begin(), scores_.end(), 0.0f);
+        for (int i = 0; i < hd; ++i) {
+          const float qi = q[i];
+          const float* ki = &keys_[static_cast<size_t>(i) * n];
+          for (int j = 0; j < n; ++j) scores_[j] += qi * ki[j];
+        }
         float max_score = -INFINITY;
         for (int j = 0; j < n; ++j) {
-          float s = 0;
-          for (int i = 0; i < hd; ++i) s += q[i] * keys_[static_cast<size_t>(j) * hd + i];
-          scores_[j] = s * scale;
+          scores_[j] *= scale;
           max_score = std::max(max_score, scores_[j]);
         }
         float sum = 0;

@@ -21,9 +21,13 @@ namespace clusterd {
 
 // True when the CPU (and OS) support AVX-512 F, BW, VL and VNNI, plus FMA and F16C.
 bool cpu_has_avx512_vnni();
+// True when cpu_has_avx512_vnni() and the CPU has AVX-512 VBMI (byte permutes).
+bool cpu_has_avx512_vbmi();
 
 float vec_dot_q8_0_q8_0_avx512(int n, const block_q8_0* x, const block_q8_0* y);
 float vec_dot_q4_0_q8_0_avx512(int n, const block_q4_0* x, const block_q8_0* y);
+// vec_dot_q4_0_q8_0_avx512, bit for bit, for CPUs where cpu_has_avx512_vbmi().
+float vec_dot_q4_0_q8_0_avx512_vbmi(int n, const block_q4_0* x, const block_q8_0* y);
 float vec_dot_q4_K_q8_K_avx512(int n, const block_q4_K* x, const block_q8_K* y);
 float vec_dot_q5_K_q8_K_avx512(int n, const block_q5_K* x, const block_q8_K* y);
 float vec_dot_q6_K_q8_K_avx512(int n, const block_q6_K* x, const block_q8_K* y);

@@ -40,6 +40,9 @@ class KvCache {
   // row-major [n][head_dim]; `head_offset` = head * head_dim.
   void load_keys(int seq, int layer, int n, int head_offset, int head_dim, float* out) const;
   void load_values(int seq, int layer, int n, int head_offset, int head_dim, float* out) const;
+  // As load_keys, transposed: out[i * n + p] is element i of position p's key, so that
+  // scores for many positions come out of one pass over the query.
+  void load_keys_transposed(int seq, int layer, int n, int head_offset, int head_dim, float* out) const;
 
  private:
   struct Slot {
@@ -52,6 +55,7 @@ class KvCache {
   void load(const std::vector<uint8_t>& src, int layer, int n, int head_offset, int head_dim, float* out) const;
 
   KvCacheOptions options_;
+  bool simd_f16_;  // widen f16 rows with AVX-512 (the same floats, faster)
   std::map<int, Slot> slots_;
 };
 
