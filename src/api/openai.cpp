@@ -34,8 +34,8 @@ class Fields {
     }
     int64_t v = it->get<int64_t>();
     if (v < min || v > max) {
-      return fail(key, std::string("'") + key + "' must be between " + std::to_string(min) + " and " +
-                           std::to_string(max));
+      return fail(key,
+                  std::string("'") + key + "' must be between " + std::to_string(min) + " and " + std::to_string(max));
     }
     out = v;
   }
@@ -103,7 +103,8 @@ bool parse_completion_request(const nlohmann::json& body, bool chat, CompletionR
           text = content->get<std::string>();
         } else if (content != m.end() && content->is_array()) {  // [{type: text, text}] parts
           for (const auto& part : *content) {
-            if (part.is_object() && part.value("type", "") == "text" && part.contains("text") && part["text"].is_string()) {
+            if (part.is_object() && part.value("type", "") == "text" && part.contains("text") &&
+                part["text"].is_string()) {
               text += part["text"].get<std::string>();
             } else {
               f.fail(where + ".content", "'" + where + ".content' parts must be {\"type\":\"text\",\"text\":...}");
@@ -159,8 +160,10 @@ bool parse_completion_request(const nlohmann::json& body, bool chat, CompletionR
   }
   f.flag(body, "stream", r.stream, "stream");
   if (auto it = body.find("stream_options"); it != body.end() && !it->is_null()) {
-    if (!it->is_object()) f.fail("stream_options", "'stream_options' must be an object");
-    else f.flag(*it, "include_usage", r.include_usage, "stream_options.include_usage");
+    if (!it->is_object())
+      f.fail("stream_options", "'stream_options' must be an object");
+    else
+      f.flag(*it, "include_usage", r.include_usage, "stream_options.include_usage");
   }
   f.text("user", r.user, false, 256);
   return f.ok();
@@ -196,9 +199,10 @@ nlohmann::json completion_response(const CompletionRequest& req, const Completio
 
 nlohmann::json completion_chunk(const CompletionRequest& req, const std::string& id, int64_t created,
                                 const std::string& text, const std::string& finish_reason, bool role_chunk) {
-  nlohmann::json choice = {{"index", 0},
-                           {"finish_reason", finish_reason.empty() ? nlohmann::json(nullptr) : nlohmann::json(finish_reason)},
-                           {"logprobs", nullptr}};
+  nlohmann::json choice = {
+      {"index", 0},
+      {"finish_reason", finish_reason.empty() ? nlohmann::json(nullptr) : nlohmann::json(finish_reason)},
+      {"logprobs", nullptr}};
   if (req.chat) {
     nlohmann::json delta = nlohmann::json::object();
     if (role_chunk) delta["role"] = "assistant";

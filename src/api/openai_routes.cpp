@@ -20,7 +20,9 @@ void set_error(httplib::Response& res, const Status& s) {
   const int code = http_status_for(s.code());
   if (code == 503) res.set_header("Retry-After", "1");
   set_json_error(res, code, s.message(),
-                 code == 404 ? "not_found_error" : code == 400 ? "invalid_request_error" : status_code_name(s.code()));
+                 code == 404   ? "not_found_error"
+                 : code == 400 ? "invalid_request_error"
+                               : status_code_name(s.code()));
 }
 
 bool write_event(httplib::DataSink& sink, const std::string& data) {
@@ -94,10 +96,11 @@ void HttpApi::completions(const httplib::Request& req, httplib::Response& res, b
       return false;
     }
     if (!result.is_ok()) {
-      nlohmann::json err = {{"error", {{"message", result.status().message()},
-                                       {"type", status_code_name(result.status().code())},
-                                       {"param", nullptr},
-                                       {"code", nullptr}}}};
+      nlohmann::json err = {{"error",
+                             {{"message", result.status().message()},
+                              {"type", status_code_name(result.status().code())},
+                              {"param", nullptr},
+                              {"code", nullptr}}}};
       write_event(sink, err.dump());
     } else {
       write_event(sink, completion_chunk(*request, id, created, "", result->finish_reason).dump());

@@ -6,18 +6,19 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <ctime>
 #include <functional>
-#include <cstdio>
 #include <iostream>
-#include <sstream>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -97,7 +98,8 @@ class ApiClient {
 
   Result<json> request_json(const std::string& method, const std::string& path, const json* body) {
     const std::string request = method + " " + path;
-    httplib::Result reply = body ? http_->Post(path.c_str(), body->dump(), "application/json") : http_->Get(path.c_str());
+    httplib::Result reply =
+        body ? http_->Post(path.c_str(), body->dump(), "application/json") : http_->Get(path.c_str());
     if (!reply) return transport_failure(reply.error(), url_, request);
     if (reply->status < 200 || reply->status > 299) {
       return http_error_status(reply->status, reply->body, request, !token_.empty());
@@ -108,6 +110,52 @@ class ApiClient {
                                         ": the reply is not JSON; is --server pointing at clusterd?");
     }
     return document;
+  }
+
+  // POSTs `body` and reads the reply as server-sent events, calling `on_event` with each
+  // JSON event until `data: [DONE]`.
+  Status post_stream(const std::string& path, const json& body, const std::function<void(const json&)>& on_event) {
+    const std::string request = "POST " + path;
+    http_->set_read_timeout(kPostTimeoutSeconds, 0);
+    httplib::Request req;
+    req.method = "POST";
+    req.path = path;
+    req.body = body.dump();
+    req.set_header("Content-Type", "application/json");
+    req.set_header("Accept", "text/event-stream");
+    int status = 0;
+    std::string pending, error_body;
+    Status event_error;
+    req.response_handler = [&](const httplib::Response& r) {
+      status = r.status;
+      return true;
+    };
+    req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+      if (status != 200) {
+        error_body.append(data, n);
+        return true;
+      }
+      pending.append(data, n);
+      for (size_t end; (end = pending.find("\n\n")) != std::string::npos;) {
+        std::string event = pending.substr(0, end);
+        pending.erase(0, end + 2);
+        if (event.rfind("data: ", 0) != 0) continue;
+        std::string payload = event.substr(6);
+        if (payload == "[DONE]") continue;
+        json doc = json::parse(payload, nullptr, false);
+        if (doc.is_discarded()) continue;
+        if (doc.contains("error")) {
+          event_error = clusterd::unavailable(request + ": " + doc["error"].value("message", "the server failed"));
+          continue;
+        }
+        on_event(doc);
+      }
+      return true;
+    };
+    httplib::Result reply = http_->send(req);
+    if (!reply) return transport_failure(reply.error(), url_, request);
+    if (status < 200 || status > 299) return http_error_status(status, error_body, request, !token_.empty());
+    return event_error;
   }
 
   // Aborts a request in flight; safe from another thread (Ctrl-C during --watch).
@@ -311,7 +359,83 @@ struct InferOptions {
   int max_tokens = 128;
   double temperature = 0.8;
   int64_t seed = -1;
+  bool stream = false;
 };
+
+struct ChatOptions {
+  std::string model, system;
+  int max_tokens = 512;
+  double temperature = 0.8;
+};
+
+void print_timing(const json& usage) {
+  const json& t = usage.value("timings", json::object());
+  std::fprintf(stderr, "[%d prompt + %d generated tokens, %.1f tokens/s]\n", usage.value("prompt_tokens", 0),
+               usage.value("completion_tokens", 0), t.value("tokens_per_second", 0.0));
+}
+
+// Streams /v1/completions to stdout as the text arrives.
+int infer_stream(const GlobalOptions& options, const InferOptions& o) {
+  Result<ApiClient> client = ApiClient::open(options);
+  if (!client.is_ok()) return fail(client.status());
+  json body = {{"model", o.model},
+               {"prompt", o.prompt},
+               {"max_tokens", o.max_tokens},
+               {"temperature", o.temperature},
+               {"stream", true},
+               {"stream_options", {{"include_usage", true}}}};
+  if (o.seed >= 0) body["seed"] = o.seed;
+  json usage;
+  Status s = client->post_stream("/v1/completions", body, [&](const json& chunk) {
+    if (chunk.contains("usage") && chunk["usage"].is_object()) usage = chunk["usage"];
+    for (const auto& c : chunk.value("choices", json::array())) std::cout << c.value("text", "") << std::flush;
+  });
+  if (!s.is_ok()) return fail(s);
+  std::cout << "\n";
+  if (usage.is_object()) print_timing(usage);
+  return kExitOk;
+}
+
+// An interactive chat: one user message per line, replies streamed, history kept.
+int chat(const GlobalOptions& options, const ChatOptions& o) {
+  Result<ApiClient> client = ApiClient::open(options);
+  if (!client.is_ok()) return fail(client.status());
+  const bool terminal = isatty(STDIN_FILENO);
+  json history = json::array();
+  if (!o.system.empty()) history.push_back({{"role", "system"}, {"content", o.system}});
+  const json fresh = history;
+  if (terminal) std::cout << "chatting with " << o.model << "; /reset clears the history, /exit ends\n";
+  std::string line;
+  while ((terminal ? (std::cout << "> " << std::flush) : std::cout), std::getline(std::cin, line)) {
+    if (line == "/exit" || line == "/quit") break;
+    if (line == "/reset") {
+      history = fresh;
+      if (terminal) std::cout << "(history cleared)\n";
+      continue;
+    }
+    if (line.empty()) continue;
+    history.push_back({{"role", "user"}, {"content", line}});
+    json body = {{"model", o.model},
+                 {"messages", history},
+                 {"max_tokens", o.max_tokens},
+                 {"temperature", o.temperature},
+                 {"stream", true}};
+    std::string reply;
+    Status s = client->post_stream("/v1/chat/completions", body, [&](const json& chunk) {
+      for (const auto& c : chunk.value("choices", json::array())) {
+        const json& delta = c.value("delta", json::object());
+        if (delta.contains("content") && delta["content"].is_string()) {
+          reply += delta["content"].get<std::string>();
+          std::cout << delta["content"].get<std::string>() << std::flush;
+        }
+      }
+    });
+    std::cout << "\n";
+    if (!s.is_ok()) return fail(s);
+    history.push_back({{"role", "assistant"}, {"content", reply}});
+  }
+  return kExitOk;
+}
 
 void add_model_commands(CLI::App& app, const GlobalOptions& options, Command& chosen) {
   auto* model = app.add_subcommand("model", "load, unload and list models served by the cluster");
@@ -336,7 +460,8 @@ void add_model_commands(CLI::App& app, const GlobalOptions& options, Command& ch
       }
       return post_and_show(options, "/v1/models/load", body, [](const json& r) {
         if (r.contains("text")) return r["text"].get<std::string>();
-        return "loaded " + r.value("name", "") + " (" + r.value("state", "") + ")\n" + plan_table(r.value("plan", json::object()));
+        return "loaded " + r.value("name", "") + " (" + r.value("state", "") + ")\n" +
+               plan_table(r.value("plan", json::object()));
       });
     };
   });
@@ -352,7 +477,8 @@ void add_model_commands(CLI::App& app, const GlobalOptions& options, Command& ch
   auto* list = model->add_subcommand("list", "the loaded models");
   list->callback([&options, &chosen] {
     chosen = [&options] {
-      return show_once(options, "/v1/instances", [](const json& d) -> Result<std::string> { return instances_table(d); });
+      return show_once(options, "/v1/instances",
+                       [](const json& d) -> Result<std::string> { return instances_table(d); });
     };
   });
   auto detail = std::make_shared<bool>(false);
@@ -366,7 +492,8 @@ void add_model_commands(CLI::App& app, const GlobalOptions& options, Command& ch
           out += "\n" + i.value("name", "") + ":\n" + plan_table(i.value("plan", json::object()));
         }
         return out;
-      } : [](const json& d) -> Result<std::string> { return instances_table(d); };
+      }
+      : [](const json& d) -> Result<std::string> { return instances_table(d); };
       return show_once(options, "/v1/instances", f);
     };
   });
@@ -380,20 +507,31 @@ void add_infer_command(CLI::App& app, const GlobalOptions& options, Command& cho
   cmd->add_option("--max-tokens,-n", o->max_tokens)->capture_default_str();
   cmd->add_option("--temperature", o->temperature, "0 is greedy")->capture_default_str();
   cmd->add_option("--seed", o->seed, "random seed (same seed, same text)");
+  cmd->add_flag("--stream", o->stream, "print tokens as they arrive");
   cmd->callback([&options, &chosen, o] {
     chosen = [&options, o] {
-      json body = {{"model", o->model}, {"prompt", o->prompt}, {"max_tokens", o->max_tokens},
-                   {"temperature", o->temperature}};
+      if (o->stream) return infer_stream(options, *o);
+      json body = {
+          {"model", o->model}, {"prompt", o->prompt}, {"max_tokens", o->max_tokens}, {"temperature", o->temperature}};
       if (o->seed >= 0) body["seed"] = o->seed;
       return post_and_show(options, "/v1/inference", body, [](const json& r) {
         const json& t = r.value("timings", json::object());
-        std::fprintf(stderr, "[%d prompt + %d generated tokens, %.1f tokens/s]\n",
-                     r["usage"].value("prompt_tokens", 0), r["usage"].value("completion_tokens", 0),
-                     t.value("tokens_per_second", 0.0));
+        std::fprintf(stderr, "[%d prompt + %d generated tokens, %.1f tokens/s]\n", r["usage"].value("prompt_tokens", 0),
+                     r["usage"].value("completion_tokens", 0), t.value("tokens_per_second", 0.0));
         return r.value("text", "") + "\n";
       });
     };
   });
+}
+
+void add_chat_command(CLI::App& app, const GlobalOptions& options, Command& chosen) {
+  auto o = std::make_shared<ChatOptions>();
+  auto* cmd = app.add_subcommand("chat", "chat with a loaded model in the terminal (one message per line)");
+  cmd->add_option("model", o->model, "instance name")->required();
+  cmd->add_option("--system", o->system, "system message");
+  cmd->add_option("--max-tokens,-n", o->max_tokens)->capture_default_str();
+  cmd->add_option("--temperature", o->temperature, "0 is greedy")->capture_default_str();
+  cmd->callback([&options, &chosen, o] { chosen = [&options, o] { return chat(options, *o); }; });
 }
 
 void add_global_options(CLI::App& app, GlobalOptions& options) {
@@ -461,6 +599,7 @@ int main(int argc, char** argv) {
   add_cluster_commands(app, options, chosen);
   add_model_commands(app, options, chosen);
   add_infer_command(app, options, chosen);
+  add_chat_command(app, options, chosen);
 
   CLI11_PARSE(app, argc, argv);
   return chosen ? chosen() : kExitFailed;

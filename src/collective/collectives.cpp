@@ -30,7 +30,9 @@ struct Progress {
 }  // namespace
 
 Status Group::exchange(DataOp op, std::vector<PeerIo>& io) {
-  if (broken()) return unavailable("collective " + std::string(data_op_name(op)) + ": the group is broken (" + broken_reason_ + ")");
+  if (broken())
+    return unavailable("collective " + std::string(data_op_name(op)) + ": the group is broken (" + broken_reason_ +
+                       ")");
   const uint64_t seq = ++sequence_;
   const auto deadline = Clock::now() + std::chrono::milliseconds(deadline_ms_);
   const auto spin_until = Clock::now() + std::chrono::microseconds(50);
@@ -55,7 +57,12 @@ Status Group::exchange(DataOp op, std::vector<PeerIo>& io) {
     }
     if (done) break;
     const bool spinning = Clock::now() < spin_until;
-    int ready = ::poll(fds.data(), fds.size(), spinning ? 0 : std::max(0, static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count())));
+    int ready = ::poll(
+        fds.data(), fds.size(),
+        spinning
+            ? 0
+            : std::max(0, static_cast<int>(
+                              std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count())));
     if (ready < 0 && errno != EINTR) return fail(unavailable(what() + std::strerror(errno)));
     if (ready <= 0) {
       if (spinning) continue;
@@ -65,15 +72,18 @@ Status Group::exchange(DataOp op, std::vector<PeerIo>& io) {
           waiting += (waiting.empty() ? "" : ", ") + name(k);
         }
       }
-      return fail(deadline_exceeded(what() + "no progress with " + waiting + " within " + std::to_string(deadline_ms_) + " ms"));
+      return fail(deadline_exceeded(what() + "no progress with " + waiting + " within " + std::to_string(deadline_ms_) +
+                                    " ms"));
     }
     for (size_t k = 0; k < io.size(); ++k) {
       const int fd = fds[k].fd;
-      if (fds[k].revents & (POLLERR | POLLNVAL)) return fail(unavailable(what() + "the link to " + name(k) + " failed"));
+      if (fds[k].revents & (POLLERR | POLLNVAL))
+        return fail(unavailable(what() + "the link to " + name(k) + " failed"));
       if (fds[k].revents & POLLOUT) {
         iovec v[2];
         int n = 0;
-        if (st[k].sent < kDataFrameHeaderBytes) v[n++] = {st[k].header_out + st[k].sent, kDataFrameHeaderBytes - st[k].sent};
+        if (st[k].sent < kDataFrameHeaderBytes)
+          v[n++] = {st[k].header_out + st[k].sent, kDataFrameHeaderBytes - st[k].sent};
         size_t payload_sent = st[k].sent > kDataFrameHeaderBytes ? st[k].sent - kDataFrameHeaderBytes : 0;
         if (io[k].send_bytes > payload_sent) {
           v[n++] = {const_cast<uint8_t*>(io[k].send) + payload_sent, io[k].send_bytes - payload_sent};
@@ -100,18 +110,21 @@ Status Group::exchange(DataOp op, std::vector<PeerIo>& io) {
         } else if (p.header_got < kDataFrameHeaderBytes) {
           r = ::recv(fd, p.header_in + p.header_got, kDataFrameHeaderBytes - p.header_got, 0);
           if (r > 0 && (p.header_got += static_cast<size_t>(r)) == kDataFrameHeaderBytes) {
-            auto h = decode_data_frame_header(std::span<const uint8_t, kDataFrameHeaderBytes>(p.header_in, kDataFrameHeaderBytes));
-            if (!h.is_ok()) return fail(invalid_argument(what() + "bad frame from " + name(k) + ": " + h.status().message()));
+            auto h = decode_data_frame_header(
+                std::span<const uint8_t, kDataFrameHeaderBytes>(p.header_in, kDataFrameHeaderBytes));
+            if (!h.is_ok())
+              return fail(invalid_argument(what() + "bad frame from " + name(k) + ": " + h.status().message()));
             if (h->epoch < epoch_) {  // left over from an earlier group: skip it
               stats_.stale_frames_dropped++;
               p.discard = h->bytes;
               p.header_got = 0;
             } else if (h->epoch != epoch_ || h->op != op || h->sequence != seq) {
               return fail(invalid_argument(what() + name(k) + " is out of step (sent " + data_op_name(h->op) + " #" +
-                                           std::to_string(h->sequence) + " of epoch " + std::to_string(h->epoch) + ")"));
+                                           std::to_string(h->sequence) + " of epoch " + std::to_string(h->epoch) +
+                                           ")"));
             } else if (h->bytes != io[k].recv_bytes) {
-              return fail(invalid_argument(what() + name(k) + " sent " + std::to_string(h->bytes) + " bytes, expected " +
-                                           std::to_string(io[k].recv_bytes)));
+              return fail(invalid_argument(what() + name(k) + " sent " + std::to_string(h->bytes) +
+                                           " bytes, expected " + std::to_string(io[k].recv_bytes)));
             } else if (h->bytes == 0) {
               p.received = true;
             }

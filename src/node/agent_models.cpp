@@ -135,7 +135,8 @@ Result<nlohmann::json> Agent::load_model(const nlohmann::json& body) {
   {
     std::lock_guard lock(state_mu_);
     nodes.push_back({identity_.id, config_.name, inventory_.memory_available_bytes});
-    members.push_back({interfaces_.empty() ? "127.0.0.1" : interfaces_[0].address, data_listener_->port(), config_.name});
+    members.push_back(
+        {interfaces_.empty() ? "127.0.0.1" : interfaces_[0].address, data_listener_->port(), config_.name});
     ids.push_back(identity_.id);
   }
   if (!wanted.empty() && !chosen(identity_.id, config_.name)) {
@@ -149,8 +150,9 @@ Result<nlohmann::json> Agent::load_model(const nlohmann::json& body) {
       if (auto it = peer_data_ports_.find(p.node_id); it != peer_data_ports_.end()) data_port = it->second;
     }
     if (data_port == 0) continue;  // no control link yet
-    uint64_t free = p.inventory.is_object() ? p.inventory.value("memory_available_bytes", p.resources.memory_available_bytes)
-                                            : p.resources.memory_available_bytes;
+    uint64_t free = p.inventory.is_object()
+                        ? p.inventory.value("memory_available_bytes", p.resources.memory_available_bytes)
+                        : p.resources.memory_available_bytes;
     nodes.push_back({p.node_id, p.name, free});
     members.push_back({p.address, data_port, p.name});
     ids.push_back(p.node_id);
@@ -225,7 +227,8 @@ void Agent::on_load_request(const std::string& from, const nlohmann::json& doc) 
   {
     std::lock_guard lock(instances_mu_);
     if (instances_.count(spec->name)) {
-      send_to_peer(from, {{"type", "load_failed"}, {"name", spec->name}, {"error", "an instance with that name exists"}});
+      send_to_peer(from,
+                   {{"type", "load_failed"}, {"name", spec->name}, {"error", "an instance with that name exists"}});
       return;
     }
     instances_[spec->name] = entry;
@@ -236,7 +239,8 @@ void Agent::on_load_request(const std::string& from, const nlohmann::json& doc) 
     auto instance = ModelInstance::load(entry->spec, key_, *data_listener_);
     std::lock_guard lock(instances_mu_);
     if (!instance.is_ok()) {
-      spdlog::warn("instance {}: rank {} failed to load: {}", entry->name, entry->spec.rank, instance.status().message());
+      spdlog::warn("instance {}: rank {} failed to load: {}", entry->name, entry->spec.rank,
+                   instance.status().message());
       send_to_peer(from, {{"type", "load_failed"},
                           {"name", entry->name},
                           {"error", config_.name + ": " + instance.status().message()}});

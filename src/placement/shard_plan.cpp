@@ -82,7 +82,8 @@ std::vector<int64_t> split_units(int64_t units, const std::vector<double>& weigh
     given += whole;
     remainders.push_back({share - whole, i});
   }
-  std::sort(remainders.begin(), remainders.end(), [](auto& a, auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+  std::sort(remainders.begin(), remainders.end(),
+            [](auto& a, auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
   for (size_t k = 0; given < left; ++k, ++given) out[remainders[k % n].second]++;
   return out;
 }
@@ -114,8 +115,9 @@ Result<ShardPlan> plan_tensor(const ModelFootprint& m, const std::vector<PlanNod
   const ModelParams& p = m.params;
   const int n = static_cast<int>(nodes.size());
   if (n > p.n_head_kv) {
-    return invalid_argument("tensor parallelism over " + std::to_string(n) + " nodes needs at least as many KV heads; " +
-                            "the model has " + std::to_string(p.n_head_kv) + " (use pipeline parallelism)");
+    return invalid_argument("tensor parallelism over " + std::to_string(n) +
+                            " nodes needs at least as many KV heads; " + "the model has " +
+                            std::to_string(p.n_head_kv) + " (use pipeline parallelism)");
   }
   ShardPlan plan;
   plan.strategy = PlanStrategy::kTensor;
@@ -125,7 +127,8 @@ Result<ShardPlan> plan_tensor(const ModelFootprint& m, const std::vector<PlanNod
     unit = p.n_ff % 32 == 0 && p.n_ff / 32 >= n ? 32 : 1;
     if (n > 1) {
       plan.notes.push_back("ffn_down (" + std::string(tensor_type_name(m.ffn_down_type)) + ") column slices of " +
-                           std::to_string(p.n_ff) + " columns cannot align with its blocks; slices are requantized to " +
+                           std::to_string(p.n_ff) +
+                           " columns cannot align with its blocks; slices are requantized to " +
                            (unit == 32 ? "q8_0" : "f32") + " at load");
     }
   }
@@ -177,8 +180,8 @@ Result<ShardPlan> plan_pipeline(const ModelFootprint& m, const std::vector<PlanN
   const ModelParams& p = m.params;
   const int n = static_cast<int>(nodes.size());
   if (n > p.n_layer) {
-    return invalid_argument("pipeline parallelism over " + std::to_string(n) + " nodes needs at least as many layers; " +
-                            "the model has " + std::to_string(p.n_layer));
+    return invalid_argument("pipeline parallelism over " + std::to_string(n) +
+                            " nodes needs at least as many layers; " + "the model has " + std::to_string(p.n_layer));
   }
   ShardPlan plan;
   plan.strategy = PlanStrategy::kPipeline;
@@ -226,7 +229,7 @@ Result<ShardPlan> plan_model(const ModelFootprint& m, const std::vector<PlanNode
   }
   if (req.strategy == PlanStrategy::kTensor || req.strategy == PlanStrategy::kPipeline) {
     auto plan = req.strategy == PlanStrategy::kTensor ? plan_tensor(m, nodes, req, weights)
-                                                       : plan_pipeline(m, nodes, req, by_memory);
+                                                      : plan_pipeline(m, nodes, req, by_memory);
     if (!plan.is_ok()) return plan;
     if (Status s = check_fit(*plan); !s.is_ok()) return s;
     return plan;

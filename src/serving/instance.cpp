@@ -7,9 +7,12 @@
 namespace clusterd {
 
 nlohmann::json shard_to_json(const Shard& s) {
-  return {{"kv_heads", {s.kv_head_begin, s.kv_head_end}}, {"ffn_columns", {s.ffn_begin, s.ffn_end}},
-          {"vocab_rows", {s.vocab_begin, s.vocab_end}},   {"layers", {s.layer_begin, s.layer_end}},
-          {"embeds", s.embeds},                           {"outputs", s.outputs}};
+  return {{"kv_heads", {s.kv_head_begin, s.kv_head_end}},
+          {"ffn_columns", {s.ffn_begin, s.ffn_end}},
+          {"vocab_rows", {s.vocab_begin, s.vocab_end}},
+          {"layers", {s.layer_begin, s.layer_end}},
+          {"embeds", s.embeds},
+          {"outputs", s.outputs}};
 }
 
 Result<Shard> shard_from_json(const nlohmann::json& d) {
@@ -41,9 +44,9 @@ Result<Shard> shard_from_json(const nlohmann::json& d) {
 nlohmann::json InstanceSpec::to_json() const {
   nlohmann::json m = nlohmann::json::array();
   for (const auto& g : members) m.push_back({{"host", g.host}, {"port", g.port}, {"name", g.name}});
-  return {{"name", name},   {"model_path", model_path}, {"epoch", epoch},         {"rank", rank},
-          {"members", m},   {"shard", shard_to_json(shard)}, {"ctx", ctx},      {"max_sequences", max_sequences},
-          {"threads", threads}, {"deadline_ms", deadline_ms}, {"plan", plan}};
+  return {{"name", name},       {"model_path", model_path},      {"epoch", epoch}, {"rank", rank},
+          {"members", m},       {"shard", shard_to_json(shard)}, {"ctx", ctx},     {"max_sequences", max_sequences},
+          {"threads", threads}, {"deadline_ms", deadline_ms},    {"plan", plan}};
 }
 
 Result<InstanceSpec> InstanceSpec::from_json(const nlohmann::json& d) {

@@ -68,6 +68,19 @@ check .bad_field_status 400 "temperature out of range"
 check .bad_field_param temperature "the bad field is named"
 ok "the openai npm package: models, completions, chat, streaming, usage and errors work; text equals /v1/inference"
 
+# clusterctl streams: infer --stream prints the same text; chat keeps history until /reset.
+streamed=$("$CLUSTERCTL" --server "$URL" --token clusterd-test-token-0123456789 infer stories \
+  -p "Once upon a time" -n 24 --temperature 0 --stream 2> "$WORK/infer.err")
+[ "$streamed" = "$reference" ] || fail "clusterctl infer --stream: '$streamed'"
+grep -q "tokens/s" "$WORK/infer.err" || fail "clusterctl infer --stream printed no timing line"
+hi=$(post /v1/chat/completions '{"model":"stories","messages":[{"role":"user","content":"Hi"}],"max_tokens":8,"temperature":0}' |
+  jq -r '.choices[0].message.content')
+mapfile -t replies < <(printf 'Hi\n/reset\nHi\nHi again\n/exit\nnot sent\n' |
+  "$CLUSTERCTL" --server "$URL" --token clusterd-test-token-0123456789 chat stories -n 8 --temperature 0)
+[ "${#replies[@]}" = 3 ] || fail "clusterctl chat: ${#replies[@]} replies for 3 messages: ${replies[*]}"
+[ "${replies[0]}" = "$hi" ] && [ "${replies[1]}" = "$hi" ] || fail "clusterctl chat: '${replies[0]}' / '${replies[1]}', expected '$hi'"
+ok "clusterctl infer --stream and chat (piped, /reset, /exit) show the server's text"
+
 # SSE framing with curl: every event is 'data: ...' and a blank line, [DONE] last.
 curl -sN -H "$AUTH" -d '{"model":"stories","prompt":"Once upon a time","max_tokens":8,"temperature":0,"stream":true}' \
   "$URL/v1/completions" > "$WORK/sse"

@@ -17,7 +17,7 @@ constexpr size_t kDataFrameHeaderBytes = 32;
 constexpr uint32_t kMaxDataFramePayload = 256u << 20;  // 256 MiB
 
 enum class DataOp : uint8_t {
-  kHello = 1,     // link set-up: payload is the handshake
+  kHello = 1,  // link set-up: payload is the handshake
   kAllReduce = 2,
   kAllGather = 3,
   kBroadcast = 4,

@@ -20,13 +20,13 @@
 namespace clusterd {
 
 struct GroupMember {
-  std::string host;  // IPv4 address
+  std::string host;   // IPv4 address
   uint16_t port = 0;  // its data port
   std::string name;   // for error messages ("node b")
 };
 
 struct GroupOptions {
-  std::string key;    // the cluster key: data links prove they hold it, like control links
+  std::string key;     // the cluster key: data links prove they hold it, like control links
   uint64_t epoch = 1;  // a new group (a new load) gets a new epoch
   int rank = 0;
   std::vector<GroupMember> members;  // index = rank

@@ -7,11 +7,10 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "clusterd/collective/group.h"
 #include "clusterd/engine/generate.h"
