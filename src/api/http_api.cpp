@@ -103,7 +103,6 @@ void HttpApi::add_routes() {
   get("/v1/instances", Scope::kRead, [this](const auto&, auto& res) { set_json(res, backend_.instances_document()); });
   post("/v1/models/load", Scope::kAdmin, [this](const nlohmann::json& b) { return backend_.load_model(b); });
   post("/v1/models/unload", Scope::kAdmin, [this](const nlohmann::json& b) { return backend_.unload_model(b); });
-  post("/v1/inference", Scope::kInference, [this](const nlohmann::json& b) { return backend_.inference(b); });
   add_openai_routes();
   get("/metrics", Scope::kRead, [this](const auto&, auto& res) {
     MetricsWriter out;

@@ -50,6 +50,10 @@ void HttpApi::add_openai_routes() {
     }
     count(route, res.status);
   });
+  server_->Post("/v1/inference", [this](const httplib::Request& req, httplib::Response& res) {
+    if (authorize(req, res, "/v1/inference", Scope::kInference)) inference(req, res);
+    count("/v1/inference", res.status);
+  });
   server_->Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
     if (authorize(req, res, "/v1/completions", Scope::kInference)) completions(req, res, false);
     count("/v1/completions", res.status);
@@ -58,6 +62,45 @@ void HttpApi::add_openai_routes() {
     if (authorize(req, res, "/v1/chat/completions", Scope::kInference)) completions(req, res, true);
     count("/v1/chat/completions", res.status);
   });
+}
+
+// /v1/inference: the completions schema with llama.cpp-like sampling defaults, and a
+// compact reply with the generated token ids and timings.
+void HttpApi::inference(const httplib::Request& req, httplib::Response& res) {
+  nlohmann::json body = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded() || !body.is_object()) {
+    return set_json_error(res, 400, "the request body must be a JSON object", "invalid_request_error");
+  }
+  CompletionRequest request;
+  request.max_tokens = 128;
+  request.temperature = 0.8f;
+  request.top_p = 0.95f;
+  request.top_k = 40;
+  FieldError field;
+  if (!parse_completion_request(body, false, request, field)) {
+    return set_json_error(res, 400, field.message, "invalid_request_error", field.param);
+  }
+  if (request.stream)
+    return set_json_error(res, 400, "'stream' is for /v1/completions", "invalid_request_error", "stream");
+  if (Status s = backend_.check_model(request.model); !s.is_ok()) {
+    if (s.code() == StatusCode::kNotFound) return set_json_error(res, 404, s.message(), "not_found_error", "model");
+    return set_error(res, s);
+  }
+  auto r = backend_.complete(request, {});
+  if (!r.is_ok()) return set_error(res, r.status());
+  set_json(res,
+           {{"model", request.model},
+            {"text", r->text},
+            {"tokens", r->tokens},
+            {"finish_reason", r->finish_reason},
+            {"usage",
+             {{"prompt_tokens", r->prompt_tokens},
+              {"completion_tokens", r->completion_tokens},
+              {"total_tokens", r->prompt_tokens + r->completion_tokens}}},
+            {"timings",
+             {{"prompt_ms", r->prompt_ms},
+              {"generation_ms", r->generation_ms},
+              {"tokens_per_second", r->generation_ms > 0 ? r->completion_tokens * 1000.0 / r->generation_ms : 0.0}}}});
 }
 
 void HttpApi::completions(const httplib::Request& req, httplib::Response& res, bool chat) {

@@ -77,6 +77,7 @@ Result<CompletionResult> Agent::complete(const CompletionRequest& r,
   CompletionResult out;
   out.text = sanitize_utf8(result->text);
   out.finish_reason = result->finish_reason;
+  out.tokens = result->tokens;
   out.prompt_tokens = static_cast<int>(g.prompt.size());
   out.completion_tokens = static_cast<int>(result->tokens.size());
   out.prompt_ms = result->prompt_ms;

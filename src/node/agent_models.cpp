@@ -37,19 +37,6 @@ Result<int64_t> int_field(const nlohmann::json& body, const char* key, int64_t f
   }
   return v;
 }
-
-Result<double> number_field(const nlohmann::json& body, const char* key, double fallback, double min, double max) {
-  auto it = body.find(key);
-  if (it == body.end() || it->is_null()) return fallback;
-  if (!it->is_number()) return invalid_argument("field '" + std::string(key) + "' must be a number");
-  double v = it->get<double>();
-  if (!(v >= min && v <= max)) {
-    return invalid_argument("field '" + std::string(key) + "' must be from " + std::to_string(min) + " to " +
-                            std::to_string(max));
-  }
-  return v;
-}
-
 }  // namespace
 
 void Agent::send_to_peer(const std::string& peer, nlohmann::json message) {
@@ -298,73 +285,6 @@ Result<nlohmann::json> Agent::unload_model(const nlohmann::json& body) {
   }
   spdlog::info("instance {}: unloaded", *name);
   return nlohmann::json{{"name", *name}, {"state", "unloaded"}};
-}
-
-Result<nlohmann::json> Agent::inference(const nlohmann::json& body) {
-  auto name = text_field(body, "model", true);
-  auto prompt = text_field(body, "prompt", true);
-  auto max_tokens = int_field(body, "max_tokens", 128, 1, 1 << 20);
-  auto temperature = number_field(body, "temperature", 0.8, 0, 100);
-  auto top_p = number_field(body, "top_p", 0.95, 0, 1);
-  auto top_k = int_field(body, "top_k", 40, 0, 1024);
-  auto seed = int_field(body, "seed", -1, -1, INT64_MAX);
-  for (const Status* s : {&name.status(), &prompt.status(), &max_tokens.status(), &temperature.status(),
-                          &top_p.status(), &top_k.status(), &seed.status()}) {
-    if (!s->is_ok()) return *s;
-  }
-  std::vector<std::string> stop;
-  if (auto it = body.find("stop"); it != body.end() && !it->is_null()) {
-    if (it->is_string()) {
-      stop.push_back(it->get<std::string>());
-    } else if (it->is_array() && it->size() <= 16) {
-      for (const auto& s : *it) {
-        if (!s.is_string()) return invalid_argument("field 'stop' must be a string or an array of strings");
-        stop.push_back(s.get<std::string>());
-      }
-    } else {
-      return invalid_argument("field 'stop' must be a string or an array of at most 16 strings");
-    }
-  }
-  std::shared_ptr<InstanceEntry> entry;
-  {
-    std::lock_guard lock(instances_mu_);
-    auto it = instances_.find(*name);
-    if (it == instances_.end()) return not_found("model '" + *name + "' is not loaded on this node");
-    entry = it->second;
-  }
-  if (entry->spec.rank != 0) {
-    return invalid_argument("model '" + *name + "' is coordinated by node " + entry->coordinator_name +
-                            "; send the request there");
-  }
-  if (!entry->instance) return unavailable("model '" + *name + "' is still loading");
-  const Tokenizer& tok = *entry->instance->model().tokenizer;
-  GenerateRequest req;
-  req.prompt = tok.encode(*prompt, tok.add_bos(), false);
-  if (req.prompt.empty()) req.prompt.push_back(tok.bos() >= 0 ? tok.bos() : 0);
-  req.max_tokens = static_cast<int>(*max_tokens);
-  req.stop = stop;
-  req.sampling.temperature = static_cast<float>(*temperature);
-  req.sampling.top_p = static_cast<float>(*top_p);
-  req.sampling.top_k = static_cast<int>(*top_k);
-  req.sampling.seed = *seed >= 0 ? static_cast<uint64_t>(*seed) : random_u64();
-  if (static_cast<int>(req.prompt.size()) + req.max_tokens > entry->spec.ctx) {
-    return invalid_argument("field 'max_tokens': " + std::to_string(req.prompt.size()) + " prompt tokens plus " +
-                            std::to_string(req.max_tokens) + " exceed the instance's context of " +
-                            std::to_string(entry->spec.ctx));
-  }
-  auto result = entry->instance->generate(req);
-  if (!result.is_ok()) return result.status();
-  const size_t n_prompt = req.prompt.size(), n_out = result->tokens.size();
-  return nlohmann::json{
-      {"model", *name},
-      {"text", sanitize_utf8(result->text)},
-      {"tokens", result->tokens},
-      {"finish_reason", result->finish_reason},
-      {"usage", {{"prompt_tokens", n_prompt}, {"completion_tokens", n_out}, {"total_tokens", n_prompt + n_out}}},
-      {"timings",
-       {{"prompt_ms", result->prompt_ms},
-        {"generation_ms", result->generation_ms},
-        {"tokens_per_second", result->tokens_per_second()}}}};
 }
 
 }  // namespace clusterd

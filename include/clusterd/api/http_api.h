@@ -39,9 +39,8 @@ class ApiBackend {
   virtual Result<nlohmann::json> load_model(const nlohmann::json& body) = 0;    // POST /v1/models/load
   virtual Result<nlohmann::json> unload_model(const nlohmann::json& body) = 0;  // POST /v1/models/unload
   virtual nlohmann::json instances_document() const = 0;                        // GET /v1/instances
-  virtual Result<nlohmann::json> inference(const nlohmann::json& body) = 0;      // POST /v1/inference
 
-  // OpenAI surface. `check_model` says whether `complete` could run the model here
+  // Generation (/v1/inference and the OpenAI surface). `check_model` says whether `complete` could run the model here
   // (not_found, or unavailable while it loads). `complete` runs one request; `on_text`
   // gets each final piece of text and returns false to stop (the client went away).
   virtual Status check_model(const std::string& model) const = 0;
@@ -85,6 +84,7 @@ class HttpApi {
   bool authorize(const httplib::Request& req, httplib::Response& res, const std::string& route, Scope scope);
   void add_openai_routes();  // openai_routes.cpp
   void completions(const httplib::Request& req, httplib::Response& res, bool chat);
+  void inference(const httplib::Request& req, httplib::Response& res);
   void count(const std::string& route, int status);
   void write_http_metrics(MetricsWriter& out) const;
 

@@ -41,6 +41,7 @@ struct CompletionRequest {
 struct CompletionResult {
   std::string text;
   std::string finish_reason;  // "stop" or "length"
+  std::vector<int32_t> tokens;  // generated token ids
   int prompt_tokens = 0;
   int completion_tokens = 0;
   double prompt_ms = 0;

@@ -45,7 +45,6 @@ class Agent final : public ApiBackend {
   Result<nlohmann::json> load_model(const nlohmann::json& body) override;
   Result<nlohmann::json> unload_model(const nlohmann::json& body) override;
   nlohmann::json instances_document() const override;
-  Result<nlohmann::json> inference(const nlohmann::json& body) override;
   Status check_model(const std::string& model) const override;
   Result<CompletionResult> complete(const CompletionRequest& request,
                                     const std::function<bool(std::string_view)>& on_text) override;
