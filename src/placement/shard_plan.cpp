@@ -88,6 +88,26 @@ std::vector<int64_t> split_units(int64_t units, const std::vector<double>& weigh
   return out;
 }
 
+// Bytes of one layer's weights for `q_rows` query rows, `kv_rows` key (and value) rows
+// and `ffn` FFN columns (norms included).
+uint64_t layer_bytes(const ModelFootprint& m, int64_t q_rows, int64_t kv_rows, int64_t ffn) {
+  const ModelParams& p = m.params;
+  return rows_bytes(m.attn_qkv_type, q_rows + 2 * kv_rows, p.n_embd) +
+         rows_bytes(m.attn_output_type, p.n_embd, q_rows) + rows_bytes(m.ffn_gate_up_type, 2 * ffn, p.n_embd) +
+         rows_bytes(m.ffn_down_type, p.n_embd, ffn) + 8ull * p.n_embd;
+}
+
+// A rank on `node` holding the whole model until the caller narrows its shard.
+RankPlan rank_on(int rank, const PlanNode& node, const ModelParams& p) {
+  RankPlan rp;
+  rp.rank = rank;
+  rp.node_id = node.id;
+  rp.node_name = node.name;
+  rp.free_bytes = node.free_memory_bytes;
+  rp.shard = Shard::whole(p);
+  return rp;
+}
+
 uint64_t work_bytes(const ModelParams& p, const PlanRequest& r, int64_t q_local, int64_t kv_local, int64_t ffn_local,
                     int64_t vocab_local) {
   return 4ull * r.max_batch_tokens * (3ull * p.n_embd + 2ull * q_local + 2ull * kv_local + 2ull * ffn_local) +
@@ -139,13 +159,8 @@ Result<ShardPlan> plan_tensor(const ModelFootprint& m, const std::vector<PlanNod
   int kv0 = 0;
   int64_t ffn0 = 0, vocab0 = 0;
   for (int r = 0; r < n; ++r) {
-    RankPlan rp;
-    rp.rank = r;
-    rp.node_id = nodes[r].id;
-    rp.node_name = nodes[r].name;
-    rp.free_bytes = nodes[r].free_memory_bytes;
+    RankPlan rp = rank_on(r, nodes[r], p);
     Shard& s = rp.shard;
-    s = Shard::whole(p);
     s.kv_head_begin = kv0;
     s.kv_head_end = kv0 += static_cast<int>(kv[r]);
     s.ffn_begin = ffn0;
@@ -162,10 +177,7 @@ Result<ShardPlan> plan_tensor(const ModelFootprint& m, const std::vector<PlanNod
                            ", " + std::to_string(q0 + q_local) + ") do not align with its blocks of " +
                            std::to_string(o_block) + "; requantized at load");
     }
-    uint64_t layer = rows_bytes(m.attn_qkv_type, q_local + 2 * kv_local, p.n_embd) +
-                     rows_bytes(m.attn_output_type, p.n_embd, q_local) +
-                     rows_bytes(m.ffn_gate_up_type, 2 * s.n_ffn(), p.n_embd) +
-                     rows_bytes(m.ffn_down_type, p.n_embd, s.n_ffn()) + 8ull * p.n_embd;
+    const uint64_t layer = layer_bytes(m, q_local, kv_local, s.n_ffn());
     rp.weight_bytes = layer * p.n_layer + rows_bytes(m.token_embd_type, p.n_vocab, p.n_embd) +
                       (p.tied_embeddings ? 0 : rows_bytes(m.output_type, s.n_vocab(), p.n_embd));
     rp.kv_cache_bytes = kv_bytes(p, req, p.n_layer, s.n_kv_heads());
@@ -186,19 +198,12 @@ Result<ShardPlan> plan_pipeline(const ModelFootprint& m, const std::vector<PlanN
   ShardPlan plan;
   plan.strategy = PlanStrategy::kPipeline;
   auto layers = split_units(p.n_layer, weights);
-  const uint64_t layer = rows_bytes(m.attn_qkv_type, (p.n_head + 2ll * p.n_head_kv) * p.head_dim, p.n_embd) +
-                         rows_bytes(m.attn_output_type, p.n_embd, static_cast<int64_t>(p.n_head) * p.head_dim) +
-                         rows_bytes(m.ffn_gate_up_type, 2ll * p.n_ff, p.n_embd) +
-                         rows_bytes(m.ffn_down_type, p.n_embd, p.n_ff) + 8ull * p.n_embd;
+  const uint64_t layer = layer_bytes(m, static_cast<int64_t>(p.n_head) * p.head_dim,
+                                     static_cast<int64_t>(p.n_head_kv) * p.head_dim, p.n_ff);
   int l0 = 0;
   for (int r = 0; r < n; ++r) {
-    RankPlan rp;
-    rp.rank = r;
-    rp.node_id = nodes[r].id;
-    rp.node_name = nodes[r].name;
-    rp.free_bytes = nodes[r].free_memory_bytes;
+    RankPlan rp = rank_on(r, nodes[r], p);
     Shard& s = rp.shard;
-    s = Shard::whole(p);
     s.layer_begin = l0;
     s.layer_end = l0 += static_cast<int>(layers[r]);
     s.embeds = r == 0;
