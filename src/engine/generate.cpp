@@ -56,6 +56,64 @@ Result<GenerateResult> generate(Transformer& tf, const Tokenizer& tokenizer, con
   return generate(runner, tokenizer, req, seq, on_text);
 }
 
+Continuation::Continuation(const Tokenizer& tokenizer, const GenerateRequest& request)
+    : tokenizer_(tokenizer),
+      request_(request),
+      sampler_(request.sampling),
+      decoder_(tokenizer),
+      history_(request.prompt),
+      k_(std::max(request.candidates, request.sampling.top_k)) {
+  out_.finish_reason = "length";
+}
+
+int32_t Continuation::advance(CandidateList candidates, std::string& fresh) {
+  fresh.clear();
+  int32_t token = sampler_.sample(std::move(candidates), history_);
+  out_.tokens.push_back(token);
+  history_.push_back(token);
+  if (tokenizer_.is_end_of_generation(token)) {
+    finish("stop", fresh, true);
+    return token;
+  }
+  pending_ += decoder_.push(token);
+  bool stopped = false;
+  size_t safe = stop_string_safe_length(pending_, request_.stop, stopped);
+  fresh.assign(pending_, 0, safe);
+  pending_.erase(0, safe);
+  if (stopped) {
+    finish("stop", fresh, false);
+  } else if (static_cast<int>(out_.tokens.size()) >= request_.max_tokens) {
+    finish("length", fresh, true);
+  }
+  out_.text += fresh;
+  return token;
+}
+
+void Continuation::cancel() {
+  if (done_) return;
+  pending_.clear();
+  done_ = true;
+  out_.finish_reason = "stop";
+}
+
+// Ends generation. With `flush`, the decoder's held-back bytes and text that could have
+// begun a stop string become final (nothing more can complete it).
+void Continuation::finish(const std::string& reason, std::string& fresh, bool flush) {
+  done_ = true;
+  out_.finish_reason = reason;
+  if (!flush) {
+    pending_.clear();
+    return;
+  }
+  pending_ += decoder_.flush();
+  bool stopped = false;
+  size_t safe = stop_string_safe_length(pending_, request_.stop, stopped);
+  if (stopped) out_.finish_reason = "stop";
+  else safe = pending_.size();
+  fresh.append(pending_, 0, safe);
+  pending_.clear();
+}
+
 Result<GenerateResult> generate(StepRunner& runner, const Tokenizer& tokenizer, const GenerateRequest& req, int seq,
                                 const std::function<bool(std::string_view)>& on_text) {
   if (req.prompt.empty()) return invalid_argument("generate: the prompt has no tokens");
@@ -64,9 +122,7 @@ Result<GenerateResult> generate(StepRunner& runner, const Tokenizer& tokenizer, 
                             std::to_string(req.max_tokens) + " new tokens exceed the context of " +
                             std::to_string(runner.n_ctx()));
   }
-  GenerateResult out;
-  std::vector<int32_t> history = req.prompt;
-  const int k = std::max(req.candidates, req.sampling.top_k);
+  Continuation next(tokenizer, req);
   CandidateList candidates;
 
   // Prefill in chunks; only the last prompt token needs logits.
@@ -76,62 +132,33 @@ Result<GenerateResult> generate(StepRunner& runner, const Tokenizer& tokenizer, 
     int end = std::min(n_prompt, begin + req.prefill_chunk);
     std::vector<BatchToken> batch;
     for (int i = begin; i < end; ++i) batch.push_back({req.prompt[i], i, seq, i == n_prompt - 1});
-    auto lists = runner.step(batch, k);
+    auto lists = runner.step(batch, next.candidates());
     if (!lists.is_ok()) {
       runner.release(seq);
       return lists.status();
     }
     if (end == n_prompt) candidates = std::move(lists->back());
   }
-  out.prompt_ms = ms_since(t0);
+  const double prompt_ms = ms_since(t0);
 
-  Sampler sampler(req.sampling);
-  StreamDecoder decoder(tokenizer);
-  std::string pending;  // decoded text not yet passed on (may start a stop string)
-  bool stopped = false;
   auto t1 = std::chrono::steady_clock::now();
-  out.finish_reason = "length";
-  for (int n = 0; n < req.max_tokens; ++n) {
-    int32_t token = sampler.sample(std::move(candidates), history);
-    out.tokens.push_back(token);
-    history.push_back(token);
-    if (tokenizer.is_end_of_generation(token)) {
-      out.finish_reason = "stop";
-      break;
-    }
-    pending += decoder.push(token);
-    size_t safe = stop_string_safe_length(pending, req.stop, stopped);
-    if (safe > 0) {
-      out.text.append(pending, 0, safe);
-      if (on_text && !on_text(std::string_view(pending).substr(0, safe))) stopped = true;
-      pending.erase(0, safe);
-    }
-    if (stopped) {
-      out.finish_reason = "stop";
-      pending.clear();
-      break;
-    }
-    if (n + 1 == req.max_tokens) break;
-    std::vector<BatchToken> step = {{token, static_cast<int32_t>(history.size() - 1), seq, true}};
-    auto lists = runner.step(step, k);
+  std::string fresh;
+  while (req.max_tokens > 0) {
+    next.advance(std::move(candidates), fresh);
+    if (!fresh.empty() && on_text && !on_text(fresh)) next.cancel();
+    if (next.done()) break;
+    std::vector<BatchToken> step = {{next.last_token(), next.next_position(), seq, true}};
+    auto lists = runner.step(step, next.candidates());
     if (!lists.is_ok()) {
       runner.release(seq);
       return lists.status();
     }
     candidates = std::move(lists->front());
   }
-  if (!stopped) {
-    pending += decoder.flush();
-    size_t safe = stop_string_safe_length(pending, req.stop, stopped);
-    if (stopped) out.finish_reason = "stop";
-    else safe = pending.size();  // nothing more can complete a stop string
-    if (safe > 0) {
-      out.text.append(pending, 0, safe);
-      if (on_text) on_text(std::string_view(pending).substr(0, safe));
-    }
-  }
-  out.generation_ms = ms_since(t1);
   runner.release(seq);
+  GenerateResult out = std::move(next.result());
+  out.prompt_ms = prompt_ms;
+  out.generation_ms = ms_since(t1);
   return out;
 }
 

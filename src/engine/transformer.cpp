@@ -63,7 +63,7 @@ Status Transformer::forward(std::span<const BatchToken> batch, std::vector<float
     if (t.pos < 0 || t.pos >= options_.n_ctx) {
       return invalid_argument("position " + std::to_string(t.pos) + " beyond the context of " + std::to_string(options_.n_ctx));
     }
-    if (Status s = kv_.reserve(t.seq); !s.is_ok()) return s;
+    if (Status s = kv_.reserve(t.seq, t.pos + 1); !s.is_ok()) return s;
   }
   x_.resize(static_cast<size_t>(T) * E);
   xb_.resize(x_.size());

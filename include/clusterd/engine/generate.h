@@ -29,8 +29,10 @@ struct GenerateResult {
   std::vector<int32_t> tokens;  // generated ids (a stop string's tokens included)
   std::string text;             // the generated text, cut before a stop string
   std::string finish_reason;    // "stop" (end of generation or stop string) or "length"
-  double prompt_ms = 0;
-  double generation_ms = 0;
+  double prompt_ms = 0;      // prefill, from the first prompt chunk to the first token's logits
+  double generation_ms = 0;  // from the first sampled token to the last
+  double queue_ms = 0;       // waiting for a place in the running batch (scheduler)
+  double first_token_ms = 0;  // from arrival to the first token (scheduler)
   double tokens_per_second() const {
     return generation_ms > 0 ? tokens.size() * 1000.0 / generation_ms : 0;
   }
@@ -57,6 +59,39 @@ class LocalStepRunner final : public StepRunner {
  private:
   Transformer& tf_;
   std::vector<float> logits_;
+};
+
+// One sequence after its prompt: samples each next token from the merged candidates,
+// turns tokens into final text (complete UTF-8, cut before a stop string) and says when
+// generation ends. Shared by generate() and the serving scheduler.
+class Continuation {
+ public:
+  Continuation(const Tokenizer& tokenizer, const GenerateRequest& request);
+
+  // Samples the next token from `candidates`; `fresh` gets the text that became final.
+  int32_t advance(CandidateList candidates, std::string& fresh);
+  // Ends generation early (the client went away): finish_reason "stop".
+  void cancel();
+  bool done() const { return done_; }
+  // The token whose logits come next (the last one sampled) and its position.
+  int32_t last_token() const { return history_.back(); }
+  int32_t next_position() const { return static_cast<int32_t>(history_.size()) - 1; }
+  // Candidates the next step must gather (covers top_k).
+  int candidates() const { return k_; }
+  GenerateResult& result() { return out_; }
+
+ private:
+  void finish(const std::string& reason, std::string& fresh, bool flush);
+
+  const Tokenizer& tokenizer_;
+  const GenerateRequest& request_;
+  Sampler sampler_;
+  StreamDecoder decoder_;
+  std::vector<int32_t> history_;
+  std::string pending_;  // decoded text not yet final (it may start a stop string)
+  int k_;
+  bool done_ = false;
+  GenerateResult out_;
 };
 
 // Runs one sequence (`seq`) through `runner` and frees its cache afterwards.

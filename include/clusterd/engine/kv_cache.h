@@ -1,5 +1,6 @@
 // The KV cache: for each sequence and layer, the keys and values of every position so
 // far, for this shard's KV heads. F16 by default (half the memory), F32 on request.
+// A sequence's memory grows with it, 256 positions at a time, up to the context.
 #pragma once
 
 #include <cstdint>
@@ -23,14 +24,17 @@ class KvCache {
  public:
   explicit KvCache(KvCacheOptions options);
 
-  // Memory one sequence takes (keys and values of every layer at full context).
+  // Memory one sequence takes at full context (keys and values of every layer).
   uint64_t bytes_per_sequence() const;
+  // Memory of one position of one sequence (keys and values of every layer).
+  uint64_t bytes_per_position() const;
   uint64_t bytes_in_use() const;
   int n_ctx() const { return options_.n_ctx; }
   TensorType type() const { return options_.type; }
 
-  // Makes room for `seq` (allocated on first use). Fails when max_sequences are in use.
-  Status reserve(int seq);
+  // Makes room for positions [0, positions) of `seq` (a slot is taken on first use).
+  // Fails when max_sequences are in use or positions exceed the context.
+  Status reserve(int seq, int positions);
   void release(int seq);
   bool has(int seq) const { return slots_.count(seq) > 0; }
 
@@ -46,13 +50,15 @@ class KvCache {
 
  private:
   struct Slot {
-    std::vector<uint8_t> k, v;  // [layer][pos][kv_width] in `type`
+    int capacity = 0;           // positions allocated
+    std::vector<uint8_t> k, v;  // [layer][capacity][kv_width] in `type`
   };
   size_t element_bytes() const { return options_.type == TensorType::kF16 ? 2 : 4; }
-  size_t offset(int layer, int pos, int col) const {
-    return ((static_cast<size_t>(layer) * options_.n_ctx + pos) * options_.kv_width + col) * element_bytes();
+  size_t offset(const Slot& s, int layer, int pos, int col) const {
+    return ((static_cast<size_t>(layer) * s.capacity + pos) * options_.kv_width + col) * element_bytes();
   }
-  void load(const std::vector<uint8_t>& src, int layer, int n, int head_offset, int head_dim, float* out) const;
+  void load(const Slot& s, const std::vector<uint8_t>& src, int layer, int n, int head_offset, int head_dim,
+            float* out) const;
 
   KvCacheOptions options_;
   bool simd_f16_;  // widen f16 rows with AVX-512 (the same floats, faster)
