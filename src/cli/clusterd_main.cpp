@@ -25,7 +25,8 @@ struct StartFlags {
   std::string config;
   std::optional<std::string> name, data_dir, api_addr, cluster_key_file, log_level, token_file;
   std::optional<uint16_t> control_port, discovery_port, data_port;
-  std::optional<int> beacon_interval_ms, peer_timeout_ms;
+  std::optional<int> beacon_interval_ms, peer_timeout_ms, max_sequences, max_batch_tokens, queue_depth;
+  std::optional<int64_t> kv_cache_tokens;
   std::vector<std::string> interfaces, peers;
   bool no_multicast = false;
   bool check_config = false;
@@ -51,6 +52,11 @@ void add_start_flags(CLI::App* start, StartFlags& f) {
   start->add_option("--log-level", f.log_level, "trace, debug, info, warn, error (default: info)");
   start->add_flag("--check-config", f.check_config, "validate the configuration, print it as JSON, and exit");
   start->add_option("--token-file", f.token_file, "API bearer tokens (required when --api-addr is not loopback)");
+  start->add_option("--max-sequences", f.max_sequences, "sequences running at once per model (default: 16)");
+  start->add_option("--max-batch-tokens", f.max_batch_tokens, "tokens per forward step (default: 512)");
+  start->add_option("--queue-depth", f.queue_depth, "requests waiting per model before 503 (default: 64)");
+  start->add_option("--kv-cache-tokens", f.kv_cache_tokens,
+                    "KV-cache positions per model (default 0: max-sequences x context)");
 }
 
 Result<Config> build_config(const StartFlags& f) {
@@ -74,6 +80,10 @@ Result<Config> build_config(const StartFlags& f) {
   if (f.peer_timeout_ms) c.peer_timeout_ms = *f.peer_timeout_ms;
   if (f.log_level) c.log_level = *f.log_level;
   if (f.token_file) c.token_file = expand_home(*f.token_file);
+  if (f.max_sequences) c.max_sequences = *f.max_sequences;
+  if (f.max_batch_tokens) c.max_batch_tokens = *f.max_batch_tokens;
+  if (f.queue_depth) c.queue_depth = *f.queue_depth;
+  if (f.kv_cache_tokens) c.kv_cache_tokens = *f.kv_cache_tokens;
   if (Status s = validate_config(c); !s.is_ok()) return s;
   return c;
 }
@@ -113,7 +123,11 @@ int start(const StartFlags& flags) {
                           {"beacon_interval_ms", c.beacon_interval_ms},
                           {"peer_timeout_ms", c.peer_timeout_ms},
                           {"log_level", c.log_level},
-                          {"token_file", c.token_file.string()}};
+                          {"token_file", c.token_file.string()},
+                          {"max_sequences", c.max_sequences},
+                          {"max_batch_tokens", c.max_batch_tokens},
+                          {"queue_depth", c.queue_depth},
+                          {"kv_cache_tokens", c.kv_cache_tokens}};
     std::cout << doc.dump(2) << "\n";
     return kExitOk;
   }

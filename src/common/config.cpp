@@ -29,7 +29,8 @@ Result<HostPort> parse_host_port(std::string_view text, const std::string& what)
 const std::vector<std::string>& config_keys() {
   static const std::vector<std::string> keys = {
       "name",  "data_dir",  "api_addr",           "control_port",    "discovery_port", "data_port", "interfaces", "cluster_key_file",
-      "peers", "multicast", "beacon_interval_ms", "peer_timeout_ms", "log_level",      "token_file"};
+      "peers", "multicast", "beacon_interval_ms", "peer_timeout_ms", "log_level",      "token_file",
+      "max_sequences", "max_batch_tokens", "queue_depth", "kv_cache_tokens"};
   return keys;
 }
 
@@ -94,6 +95,17 @@ class KeyReader {
       if (!v || !node->is_integer() || *v < 1 || *v > 3'600'000)
         return fail(key, "an integer from 1 to 3600000 (milliseconds)");
       out = static_cast<int>(*v);
+    }
+  }
+  template <typename Int>
+  void integer(const char* key, Int& out, int64_t min, int64_t max) {
+    if (auto* node = table_.get(key)) {
+      auto v = node->value<int64_t>();
+      if (!v || !node->is_integer() || *v < min || *v > max) {
+        std::string expected = "an integer from " + std::to_string(min) + " to " + std::to_string(max);
+        return fail(key, expected.c_str());
+      }
+      out = static_cast<Int>(*v);
     }
   }
   void flag(const char* key, bool& out) {
@@ -164,6 +176,10 @@ Result<Config> parse_config_text(std::string_view text, const std::string& sourc
   r.millis("peer_timeout_ms", base.peer_timeout_ms);
   r.text("log_level", base.log_level);
   r.path("token_file", base.token_file);
+  r.integer("max_sequences", base.max_sequences, 1, 1024);
+  r.integer("max_batch_tokens", base.max_batch_tokens, 1, 65536);
+  r.integer("queue_depth", base.queue_depth, 0, 100000);
+  r.integer("kv_cache_tokens", base.kv_cache_tokens, 0, int64_t{1} << 32);
   if (!r.status().is_ok()) return r.status();
   return base;
 }
@@ -216,6 +232,11 @@ Status validate_config(const Config& c) {
     return invalid_argument(
         "config: key 'log_level' must be one of trace, debug, info, warn, error, critical, off; got '" + c.log_level +
         "'");
+  }
+  if (c.max_batch_tokens < c.max_sequences) {
+    return invalid_argument("config: key 'max_batch_tokens' (" + std::to_string(c.max_batch_tokens) +
+                            ") must be at least 'max_sequences' (" + std::to_string(c.max_sequences) +
+                            ") so every running sequence fits in a step");
   }
   if (c.data_port == c.control_port) {
     return invalid_argument("config: keys 'data_port' and 'control_port' must differ");

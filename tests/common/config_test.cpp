@@ -70,7 +70,24 @@ TEST(ParseConfigText, ConfigKeysListsEveryKeyTheParserReads) {
   EXPECT_EQ(config_keys(),
             (std::vector<std::string>{"name", "data_dir", "api_addr", "control_port", "discovery_port", "data_port", "interfaces",
                                       "cluster_key_file", "peers", "multicast", "beacon_interval_ms", "peer_timeout_ms",
-                                      "log_level", "token_file"}));
+                                      "log_level", "token_file", "max_sequences", "max_batch_tokens", "queue_depth",
+                                      "kv_cache_tokens"}));
+}
+
+TEST(ParseConfigText, ServingLimitsAreReadAndChecked) {
+  auto c = parse("max_sequences = 8\nmax_batch_tokens = 256\nqueue_depth = 10\nkv_cache_tokens = 20000\n");
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  EXPECT_EQ(c->max_sequences, 8);
+  EXPECT_EQ(c->max_batch_tokens, 256);
+  EXPECT_EQ(c->queue_depth, 10);
+  EXPECT_EQ(c->kv_cache_tokens, 20000);
+  EXPECT_TRUE(validate_config(*c).is_ok());
+  auto zero = parse("max_sequences = 0\n");
+  ASSERT_FALSE(zero.is_ok());
+  EXPECT_NE(zero.status().message().find("'max_sequences'"), std::string::npos) << zero.status().message();
+  auto small = parse("max_sequences = 64\nmax_batch_tokens = 32\n");
+  ASSERT_TRUE(small.is_ok());
+  EXPECT_NE(validate_config(*small).message().find("max_batch_tokens"), std::string::npos);
 }
 
 TEST(ParseConfigText, KeysNotInTheFileKeepTheBaseValues) {

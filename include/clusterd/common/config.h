@@ -37,6 +37,11 @@ struct Config {
   int peer_timeout_ms = 3500;
   std::string log_level = "info";
   std::filesystem::path token_file;  // API bearer tokens; required beyond loopback
+  // Serving (continuous batching on the instances this node coordinates).
+  int max_sequences = 16;       // sequences running at once per instance
+  int max_batch_tokens = 512;   // tokens per forward step
+  int queue_depth = 64;         // waiting requests per instance; more get 503
+  int64_t kv_cache_tokens = 0;  // KV positions per instance; 0: max_sequences * ctx
 };
 
 // Every key the config file accepts, in the order configs/clusterd.toml documents them.
