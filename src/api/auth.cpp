@@ -75,6 +75,17 @@ Result<TokenStore> parse_token_text(std::string_view text, const std::string& so
       best = std::max(best, level);
     }
     t.scope = static_cast<Scope>(best);
+    for (auto [key, out] : {std::pair{"requests_per_minute", &t.requests_per_minute},
+                            std::pair{"tokens_per_minute", &t.tokens_per_minute}}) {
+      if (auto* node = entry->get(key)) {
+        auto v = node->value<int64_t>();
+        if (!node->is_integer() || !v || *v < 0 || *v > 1'000'000'000) {
+          return invalid_argument(where + " ('" + *name + "'): key '" + key +
+                                  "' must be an integer from 0 (unlimited) to 1000000000");
+        }
+        *out = *v;
+      }
+    }
     for (const auto& other : tokens) {
       if (other.token == t.token) return invalid_argument(where + " ('" + *name + "'): the same token is listed twice");
     }

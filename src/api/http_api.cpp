@@ -17,11 +17,26 @@ void set_json(httplib::Response& res, const nlohmann::json& doc) {
   res.set_content(doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", "application/json");
 }
 
+namespace {
+
+std::map<std::string, RateLimit> rate_limits_of(const TokenStore& tokens) {
+  std::map<std::string, RateLimit> limits;
+  for (const auto& t : tokens.tokens()) {
+    limits[t.name] = {static_cast<double>(t.requests_per_minute), static_cast<double>(t.tokens_per_minute)};
+  }
+  return limits;
+}
+
+}  // namespace
+
 HttpApi::HttpApi(ApiBackend& backend, TokenStore tokens, HttpApiOptions options)
     : backend_(backend),
       tokens_(std::move(tokens)),
+      limiter_(rate_limits_of(tokens_)),
       options_(std::move(options)),
       server_(std::make_unique<httplib::Server>()) {
+  const size_t threads = static_cast<size_t>(std::max(8, options_.threads));
+  server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   add_routes();
 }
 
@@ -32,9 +47,12 @@ void HttpApi::count(const std::string& route, int status) {
   counts_[{route, status}]++;
 }
 
-bool HttpApi::authorize(const httplib::Request& req, httplib::Response& res, const std::string& route, Scope scope) {
+bool HttpApi::authorize(const httplib::Request& req, httplib::Response& res, const std::string& route, Scope scope,
+                        std::string* name) {
   std::string who;
-  switch (tokens_.check(req.get_header_value("Authorization"), scope, who)) {
+  auto decision = tokens_.check(req.get_header_value("Authorization"), scope, who);
+  if (name) *name = who;
+  switch (decision) {
     case TokenStore::Decision::kUnauthenticated:
       res.set_header("WWW-Authenticate", "Bearer");
       set_json_error(res, 401, "missing or invalid bearer token; send 'Authorization: Bearer TOKEN'",
@@ -82,8 +100,9 @@ void HttpApi::post(const std::string& route, Scope scope,
           set_json(res, *result);
         } else {
           const Status& s = result.status();
-          set_json_error(res, http_status_for(s.code()), s.message(),
-                         s.code() == StatusCode::kInvalidArgument ? "invalid_request_error" : status_code_name(s.code()));
+          set_json_error(
+              res, http_status_for(s.code()), s.message(),
+              s.code() == StatusCode::kInvalidArgument ? "invalid_request_error" : status_code_name(s.code()));
         }
       }
     }

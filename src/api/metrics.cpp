@@ -69,6 +69,25 @@ void MetricsWriter::sample(std::string_view name, const MetricLabels& labels, do
   out_ += '\n';
 }
 
+void MetricsWriter::histogram(std::string_view name, const MetricLabels& labels, const Histogram& h) {
+  const std::string base(name);
+  uint64_t cumulative = 0;
+  char le[64];
+  for (size_t i = 0; i <= h.bounds().size(); ++i) {
+    cumulative += h.counts()[i];
+    if (i < h.bounds().size()) {
+      std::snprintf(le, sizeof(le), "%g", h.bounds()[i]);
+    } else {
+      std::snprintf(le, sizeof(le), "+Inf");
+    }
+    MetricLabels with_le = labels;
+    with_le.emplace_back("le", le);
+    sample(base + "_bucket", with_le, static_cast<double>(cumulative));
+  }
+  sample(base + "_sum", labels, h.sum());
+  sample(base + "_count", labels, static_cast<double>(h.count()));
+}
+
 double process_resident_memory_bytes() {
   std::FILE* f = std::fopen("/proc/self/statm", "r");
   if (!f) return 0;

@@ -171,14 +171,19 @@ bool parse_completion_request(const nlohmann::json& body, bool chat, CompletionR
 
 std::string completion_id(bool chat) { return (chat ? "chatcmpl-" : "cmpl-") + to_hex(random_bytes(12)); }
 
+nlohmann::json timings_of(const CompletionResult& r) {
+  return {{"queue_ms", r.queue_ms},
+          {"time_to_first_token_ms", r.first_token_ms},
+          {"prompt_ms", r.prompt_ms},
+          {"generation_ms", r.generation_ms},
+          {"tokens_per_second", r.generation_ms > 0 ? r.completion_tokens * 1000.0 / r.generation_ms : 0.0}};
+}
+
 static nlohmann::json usage_of(const CompletionResult& r) {
   return {{"prompt_tokens", r.prompt_tokens},
           {"completion_tokens", r.completion_tokens},
           {"total_tokens", r.prompt_tokens + r.completion_tokens},
-          {"timings",
-           {{"prompt_ms", r.prompt_ms},
-            {"generation_ms", r.generation_ms},
-            {"tokens_per_second", r.generation_ms > 0 ? r.completion_tokens * 1000.0 / r.generation_ms : 0.0}}}};
+          {"timings", timings_of(r)}};
 }
 
 nlohmann::json completion_response(const CompletionRequest& req, const CompletionResult& r, const std::string& id,

@@ -30,7 +30,42 @@ bool write_event(httplib::DataSink& sink, const std::string& data) {
   return sink.write(event.data(), event.size());
 }
 
+// The compact /v1/inference reply (also the last event of its stream).
+nlohmann::json inference_response(const CompletionRequest& request, const CompletionResult& r) {
+  return {{"model", request.model},
+          {"text", r.text},
+          {"tokens", r.tokens},
+          {"finish_reason", r.finish_reason},
+          {"usage",
+           {{"prompt_tokens", r.prompt_tokens},
+            {"completion_tokens", r.completion_tokens},
+            {"total_tokens", r.prompt_tokens + r.completion_tokens}}},
+          {"timings", timings_of(r)}};
+}
+
 }  // namespace
+
+// One structured line per generation request: who, which model, tokens in and out,
+// status and timings. The prompt itself only at debug level.
+void GenerationLog::write() const {
+  const double latency_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  spdlog::info(
+      "request route={} token={} model={} status={} stream={} prompt_tokens={} completion_tokens={} "
+      "finish={} queue_ms={:.1f} ttft_ms={:.1f} latency_ms={:.1f}{}{}",
+      route, token.empty() ? "-" : token, model.empty() ? "-" : model, status, stream, prompt_tokens, completion_tokens,
+      finish_reason.empty() ? "-" : finish_reason, queue_ms, first_token_ms, latency_ms,
+      proxied_to.empty() ? "" : " proxied_to=" + proxied_to,
+      error.empty() ? "" : " error=" + nlohmann::json(error).dump());
+}
+
+void GenerationLog::record(const CompletionResult& r) {
+  prompt_tokens = r.prompt_tokens;
+  completion_tokens = r.completion_tokens;
+  finish_reason = r.finish_reason;
+  queue_ms = r.queue_ms;
+  first_token_ms = r.first_token_ms;
+}
 
 void HttpApi::add_openai_routes() {
   get("/v1/models", Scope::kRead, [this](const auto&, auto& res) { set_json(res, backend_.models_list()); });
@@ -50,68 +85,60 @@ void HttpApi::add_openai_routes() {
     }
     count(route, res.status);
   });
-  server_->Post("/v1/inference", [this](const httplib::Request& req, httplib::Response& res) {
-    if (authorize(req, res, "/v1/inference", Scope::kInference)) inference(req, res);
-    count("/v1/inference", res.status);
-  });
-  server_->Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
-    if (authorize(req, res, "/v1/completions", Scope::kInference)) completions(req, res, false);
-    count("/v1/completions", res.status);
-  });
-  server_->Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
-    if (authorize(req, res, "/v1/chat/completions", Scope::kInference)) completions(req, res, true);
-    count("/v1/chat/completions", res.status);
-  });
+  for (const char* route : {"/v1/inference", "/v1/completions", "/v1/chat/completions"}) {
+    server_->Post(route, [this, route](const httplib::Request& req, httplib::Response& res) {
+      auto log = std::make_shared<GenerationLog>();
+      log->route = route;
+      if (authorize(req, res, route, Scope::kInference, &log->token) &&
+          within_rate_limit(log->token, !forwarded_by_peer(req), res)) {
+        generation(req, res, log);
+      }
+      count(route, res.status);
+      if (!log->deferred) {
+        log->status = res.status;
+        log->write();
+      }
+    });
+  }
 }
 
-// /v1/inference: the completions schema with llama.cpp-like sampling defaults, and a
-// compact reply with the generated token ids and timings.
-void HttpApi::inference(const httplib::Request& req, httplib::Response& res) {
-  nlohmann::json body = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-  if (body.is_discarded() || !body.is_object()) {
-    return set_json_error(res, 400, "the request body must be a JSON object", "invalid_request_error");
-  }
-  CompletionRequest request;
-  request.max_tokens = 128;
-  request.temperature = 0.8f;
-  request.top_p = 0.95f;
-  request.top_k = 40;
-  FieldError field;
-  if (!parse_completion_request(body, false, request, field)) {
-    return set_json_error(res, 400, field.message, "invalid_request_error", field.param);
-  }
-  if (request.stream)
-    return set_json_error(res, 400, "'stream' is for /v1/completions", "invalid_request_error", "stream");
-  if (Status s = backend_.check_model(request.model); !s.is_ok()) {
-    if (s.code() == StatusCode::kNotFound) return set_json_error(res, 404, s.message(), "not_found_error", "model");
-    return set_error(res, s);
-  }
-  auto r = backend_.complete(request, {});
-  if (!r.is_ok()) return set_error(res, r.status());
-  set_json(res,
-           {{"model", request.model},
-            {"text", r->text},
-            {"tokens", r->tokens},
-            {"finish_reason", r->finish_reason},
-            {"usage",
-             {{"prompt_tokens", r->prompt_tokens},
-              {"completion_tokens", r->completion_tokens},
-              {"total_tokens", r->prompt_tokens + r->completion_tokens}}},
-            {"timings",
-             {{"prompt_ms", r->prompt_ms},
-              {"generation_ms", r->generation_ms},
-              {"tokens_per_second", r->generation_ms > 0 ? r->completion_tokens * 1000.0 / r->generation_ms : 0.0}}}});
+bool HttpApi::within_rate_limit(const std::string& who, bool count_request, httplib::Response& res) {
+  RateLimiter::Decision d = limiter_.admit(who, count_request);
+  if (d.allowed) return true;
+  res.set_header("Retry-After", std::to_string(d.retry_after_s));
+  set_json_error(res, 429, d.message + "; retry in " + std::to_string(d.retry_after_s) + " s", "rate_limit_error");
+  return false;
 }
 
-void HttpApi::completions(const httplib::Request& req, httplib::Response& res, bool chat) {
+// /v1/completions and /v1/chat/completions follow OpenAI's schemas; /v1/inference takes
+// the completions schema with llama.cpp-like sampling defaults and answers compactly
+// with the generated token ids and timings. Each answers whole or as server-sent events.
+void HttpApi::generation(const httplib::Request& req, httplib::Response& res,
+                         const std::shared_ptr<GenerationLog>& log) {
+  const bool chat = log->route == "/v1/chat/completions";
+  const bool compact = log->route == "/v1/inference";
   nlohmann::json body = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded() || !body.is_object()) {
     return set_json_error(res, 400, "the request body must be a JSON object", "invalid_request_error");
   }
   auto request = std::make_shared<CompletionRequest>();
+  if (compact) {
+    request->max_tokens = 128;
+    request->temperature = 0.8f;
+    request->top_p = 0.95f;
+    request->top_k = 40;
+  }
   FieldError field;
   if (!parse_completion_request(body, chat, *request, field)) {
     return set_json_error(res, 400, field.message, "invalid_request_error", field.param);
+  }
+  log->model = request->model;
+  log->stream = request->stream;
+  if (spdlog::should_log(spdlog::level::debug)) {
+    spdlog::debug("request route={} token={} body={}", log->route, log->token, body.dump());
+  }
+  if (!forwarded_by_peer(req)) {
+    if (auto route = backend_.coordinator_route(request->model)) return proxy(req, res, *route, log);
   }
   if (Status s = backend_.check_model(request->model); !s.is_ok()) {
     if (s.code() == StatusCode::kNotFound) return set_json_error(res, 404, s.message(), "not_found_error", "model");
@@ -121,38 +148,61 @@ void HttpApi::completions(const httplib::Request& req, httplib::Response& res, b
   const int64_t created = unix_seconds();
   if (!request->stream) {
     auto result = backend_.complete(*request, {});
-    if (!result.is_ok()) return set_error(res, result.status());
+    if (!result.is_ok()) {
+      log->error = result.status().message();
+      return set_error(res, result.status());
+    }
+    log->record(*result);
+    limiter_.charge(log->token, result->prompt_tokens + result->completion_tokens);
+    if (compact) return set_json(res, inference_response(*request, *result));
     return set_json(res, completion_response(*request, *result, id, created));
   }
+  log->deferred = true;  // written when the stream ends
   res.set_header("Cache-Control", "no-cache");
-  res.set_chunked_content_provider("text/event-stream", [this, request, id, created](size_t, httplib::DataSink& sink) {
-    bool connected = true;
-    if (request->chat) connected = write_event(sink, completion_chunk(*request, id, created, "", "", true).dump());
-    auto result = backend_.complete(*request, [&](std::string_view piece) {
-      if (connected && !piece.empty()) {
-        connected = write_event(sink, completion_chunk(*request, id, created, std::string(piece), "").dump());
-      }
-      return connected;  // false: the client went away, stop generating
-    });
-    if (!connected) {
-      spdlog::info("http: a streaming client disconnected; its generation was stopped");
-      return false;
-    }
-    if (!result.is_ok()) {
-      nlohmann::json err = {{"error",
-                             {{"message", result.status().message()},
-                              {"type", status_code_name(result.status().code())},
-                              {"param", nullptr},
-                              {"code", nullptr}}}};
-      write_event(sink, err.dump());
-    } else {
-      write_event(sink, completion_chunk(*request, id, created, "", result->finish_reason).dump());
-      if (request->include_usage) write_event(sink, usage_chunk(*request, id, created, *result).dump());
-    }
-    write_event(sink, "[DONE]");
-    sink.done();
-    return true;
-  });
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [this, request, id, created, log, compact](size_t, httplib::DataSink& sink) {
+        bool connected = true;
+        if (request->chat) connected = write_event(sink, completion_chunk(*request, id, created, "", "", true).dump());
+        auto result = backend_.complete(*request, [&](std::string_view piece) {
+          if (connected && !piece.empty()) {
+            nlohmann::json chunk = compact ? nlohmann::json{{"text", std::string(piece)}}
+                                           : completion_chunk(*request, id, created, std::string(piece), "");
+            connected = write_event(sink, chunk.dump());
+          }
+          return connected;  // false: the client went away, stop generating
+        });
+        if (result.is_ok()) {
+          log->record(*result);
+          limiter_.charge(log->token, result->prompt_tokens + result->completion_tokens);
+        }
+        if (!connected) {
+          log->error = "the client disconnected; generation stopped";
+          return false;
+        }
+        if (!result.is_ok()) {
+          log->status = http_status_for(result.status().code());
+          log->error = result.status().message();
+          nlohmann::json err = {{"error",
+                                 {{"message", result.status().message()},
+                                  {"type", status_code_name(result.status().code())},
+                                  {"param", nullptr},
+                                  {"code", nullptr}}}};
+          write_event(sink, err.dump());
+        } else if (compact) {
+          write_event(sink, inference_response(*request, *result).dump());
+        } else {
+          write_event(sink, completion_chunk(*request, id, created, "", result->finish_reason).dump());
+          if (request->include_usage) write_event(sink, usage_chunk(*request, id, created, *result).dump());
+        }
+        write_event(sink, "[DONE]");
+        sink.done();
+        return true;
+      },
+      [log](bool) {
+        if (log->status == 0) log->status = 200;
+        log->write();
+      });
 }
 
 }  // namespace clusterd

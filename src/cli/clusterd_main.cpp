@@ -25,7 +25,7 @@ struct StartFlags {
   std::string config;
   std::optional<std::string> name, data_dir, api_addr, cluster_key_file, log_level, token_file;
   std::optional<uint16_t> control_port, discovery_port, data_port;
-  std::optional<int> beacon_interval_ms, peer_timeout_ms, max_sequences, max_batch_tokens, queue_depth;
+  std::optional<int> beacon_interval_ms, peer_timeout_ms, max_sequences, max_batch_tokens, queue_depth, threads;
   std::optional<int64_t> kv_cache_tokens;
   std::vector<std::string> interfaces, peers;
   bool no_multicast = false;
@@ -57,6 +57,7 @@ void add_start_flags(CLI::App* start, StartFlags& f) {
   start->add_option("--queue-depth", f.queue_depth, "requests waiting per model before 503 (default: 64)");
   start->add_option("--kv-cache-tokens", f.kv_cache_tokens,
                     "KV-cache positions per model (default 0: max-sequences x context)");
+  start->add_option("--threads", f.threads, "engine threads per model on this node (default 0: every core)");
 }
 
 Result<Config> build_config(const StartFlags& f) {
@@ -84,6 +85,7 @@ Result<Config> build_config(const StartFlags& f) {
   if (f.max_batch_tokens) c.max_batch_tokens = *f.max_batch_tokens;
   if (f.queue_depth) c.queue_depth = *f.queue_depth;
   if (f.kv_cache_tokens) c.kv_cache_tokens = *f.kv_cache_tokens;
+  if (f.threads) c.threads = *f.threads;
   if (Status s = validate_config(c); !s.is_ok()) return s;
   return c;
 }
@@ -115,7 +117,8 @@ int start(const StartFlags& flags) {
                           {"data_dir", c.data_dir.string()},
                           {"api_addr", c.api_addr},
                           {"control_port", c.control_port},
-                          {"discovery_port", c.discovery_port}, {"data_port", c.data_port},
+                          {"discovery_port", c.discovery_port},
+                          {"data_port", c.data_port},
                           {"interfaces", c.interfaces},
                           {"cluster_key_file", c.cluster_key_file.string()},
                           {"peers", c.peers},
@@ -127,7 +130,8 @@ int start(const StartFlags& flags) {
                           {"max_sequences", c.max_sequences},
                           {"max_batch_tokens", c.max_batch_tokens},
                           {"queue_depth", c.queue_depth},
-                          {"kv_cache_tokens", c.kv_cache_tokens}};
+                          {"kv_cache_tokens", c.kv_cache_tokens},
+                          {"threads", c.threads}};
     std::cout << doc.dump(2) << "\n";
     return kExitOk;
   }

@@ -11,6 +11,10 @@ const char* data_op_name(DataOp op) {
     case DataOp::kAllGather: return "all_gather";
     case DataOp::kBroadcast: return "broadcast";
     case DataOp::kReduceScatter: return "reduce_scatter";
+    case DataOp::kSliceHello: return "slice_hello";
+    case DataOp::kSliceRequest: return "slice_request";
+    case DataOp::kSliceData: return "slice_data";
+    case DataOp::kSliceError: return "slice_error";
   }
   return "unknown";
 }
@@ -39,7 +43,9 @@ Result<DataFrameHeader> decode_data_frame_header(std::span<const uint8_t, kDataF
   if (std::memcmp(in.data(), "CDF1", 4) != 0) return invalid_argument("data frame without the CDF1 magic");
   DataFrameHeader h;
   uint8_t op = in[4];
-  if (op < 1 || op > 5) return invalid_argument("data frame with unknown op " + std::to_string(op));
+  if ((op < 1 || op > 5) && (op < 16 || op > 19)) {
+    return invalid_argument("data frame with unknown op " + std::to_string(op));
+  }
   h.op = static_cast<DataOp>(op);
   h.dtype = in[5];
   h.flags = static_cast<uint16_t>(get(in.data() + 6, 2));

@@ -32,8 +32,12 @@ void set_nodelay(int fd) {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-// Reads or writes exactly n bytes on a non-blocking socket before `deadline`.
-Status io_exact(int fd, uint8_t* buf, size_t n, bool write, Clock::time_point deadline, const std::string& what) {
+constexpr int kCheckEveryMs = 100;
+
+// Reads or writes exactly n bytes on a non-blocking socket before `deadline`; `check`
+// (if set) is polled while waiting and ends the wait with its error.
+Status io_exact(int fd, uint8_t* buf, size_t n, bool write, Clock::time_point deadline, const std::string& what,
+                const std::function<Status()>& check = {}) {
   size_t done = 0;
   while (done < n) {
     ssize_t r = write ? ::send(fd, buf + done, n - done, MSG_NOSIGNAL) : ::recv(fd, buf + done, n - done, 0);
@@ -47,7 +51,10 @@ Status io_exact(int fd, uint8_t* buf, size_t n, bool write, Clock::time_point de
     }
     pollfd p{fd, static_cast<short>(write ? POLLOUT : POLLIN), 0};
     int left = ms_left(deadline);
-    if (left == 0 || ::poll(&p, 1, left) == 0) return deadline_exceeded(what + ": timed out");
+    if (left == 0) return deadline_exceeded(what + ": timed out");
+    if (::poll(&p, 1, check ? std::min(left, kCheckEveryMs) : left) == 0 && check) {
+      if (Status s = check(); !s.is_ok()) return s;
+    }
   }
   return Status::ok();
 }
@@ -107,12 +114,12 @@ struct Handshake {
     encode_data_frame_header({DataOp::kHello, 0, flags, static_cast<uint32_t>(payload.size()), o.epoch, 0}, h);
     std::string frame(reinterpret_cast<char*>(h), sizeof h);
     frame += payload;
-    return io_exact(fd, reinterpret_cast<uint8_t*>(frame.data()), frame.size(), true, deadline, what);
+    return io_exact(fd, reinterpret_cast<uint8_t*>(frame.data()), frame.size(), true, deadline, what, o.check);
   }
 
   Result<std::string> read_frame(int fd, uint16_t flags, Clock::time_point deadline, const std::string& what) {
     uint8_t h[kDataFrameHeaderBytes];
-    if (Status s = io_exact(fd, h, sizeof h, false, deadline, what); !s.is_ok()) return s;
+    if (Status s = io_exact(fd, h, sizeof h, false, deadline, what, o.check); !s.is_ok()) return s;
     auto header = decode_data_frame_header(std::span<const uint8_t, kDataFrameHeaderBytes>(h, sizeof h));
     if (!header.is_ok()) return invalid_argument(what + ": " + header.status().message());
     if (header->op != DataOp::kHello || header->flags != flags || header->bytes > 256) {
@@ -123,7 +130,8 @@ struct Handshake {
                               std::to_string(o.epoch));
     }
     std::string payload(header->bytes, '\0');
-    if (Status s = io_exact(fd, reinterpret_cast<uint8_t*>(payload.data()), payload.size(), false, deadline, what);
+    if (Status s =
+            io_exact(fd, reinterpret_cast<uint8_t*>(payload.data()), payload.size(), false, deadline, what, o.check);
         !s.is_ok()) {
       return s;
     }
@@ -199,6 +207,9 @@ Result<std::unique_ptr<Group>> Group::form(const GroupOptions& o, DataListener& 
       }
       ::close(fd);
       if (ms_left(deadline) == 0) return deadline_exceeded(what + ": could not connect in time");
+      if (o.check) {
+        if (Status s = o.check(); !s.is_ok()) return s;
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
@@ -207,8 +218,14 @@ Result<std::unique_ptr<Group>> Group::form(const GroupOptions& o, DataListener& 
   while (missing > 0) {
     pollfd p{listener.fd(), POLLIN, 0};
     int left = ms_left(deadline);
-    if (left == 0 || ::poll(&p, 1, left) == 0) {
+    if (left == 0) {
       return deadline_exceeded("group: " + std::to_string(missing) + " higher rank(s) did not connect in time");
+    }
+    if (::poll(&p, 1, o.check ? std::min(left, kCheckEveryMs) : left) == 0) {
+      if (o.check) {
+        if (Status s = o.check(); !s.is_ok()) return s;
+      }
+      continue;
     }
     int fd = ::accept4(listener.fd(), nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;

@@ -28,9 +28,10 @@ Result<HostPort> parse_host_port(std::string_view text, const std::string& what)
 
 const std::vector<std::string>& config_keys() {
   static const std::vector<std::string> keys = {
-      "name",  "data_dir",  "api_addr",           "control_port",    "discovery_port", "data_port", "interfaces", "cluster_key_file",
-      "peers", "multicast", "beacon_interval_ms", "peer_timeout_ms", "log_level",      "token_file",
-      "max_sequences", "max_batch_tokens", "queue_depth", "kv_cache_tokens"};
+      "name",       "data_dir",         "api_addr",      "control_port",     "discovery_port",     "data_port",
+      "interfaces", "cluster_key_file", "peers",         "multicast",        "beacon_interval_ms", "peer_timeout_ms",
+      "log_level",  "token_file",       "max_sequences", "max_batch_tokens", "queue_depth",        "kv_cache_tokens",
+      "threads"};
   return keys;
 }
 
@@ -180,6 +181,7 @@ Result<Config> parse_config_text(std::string_view text, const std::string& sourc
   r.integer("max_batch_tokens", base.max_batch_tokens, 1, 65536);
   r.integer("queue_depth", base.queue_depth, 0, 100000);
   r.integer("kv_cache_tokens", base.kv_cache_tokens, 0, int64_t{1} << 32);
+  r.integer("threads", base.threads, 0, 1024);
   if (!r.status().is_ok()) return r.status();
   return base;
 }

@@ -5,12 +5,16 @@ namespace clusterd {
 Result<std::unique_ptr<Model>> Model::open(const std::filesystem::path& path) {
   auto file = GgufFile::open(path);
   if (!file.is_ok()) return file.status();
-  auto params = read_model_params(**file);
+  return from_file(std::move(*file));
+}
+
+Result<std::unique_ptr<Model>> Model::from_file(std::unique_ptr<GgufFile> file) {
+  auto params = read_model_params(*file);
   if (!params.is_ok()) return params.status();
-  auto tokenizer = Tokenizer::from_gguf(**file);
+  auto tokenizer = Tokenizer::from_gguf(*file);
   if (!tokenizer.is_ok()) return tokenizer.status();
   auto model = std::make_unique<Model>();
-  model->file = std::move(*file);
+  model->file = std::move(file);
   model->tokenizer = std::move(*tokenizer);
   model->params = *params;
   return model;

@@ -1,5 +1,6 @@
 #include "clusterd/engine/weights.h"
 
+#include <algorithm>
 #include <string>
 
 #include "clusterd/engine/quant.h"
@@ -106,7 +107,9 @@ std::vector<float> slice(const std::vector<float>& v, int64_t first, int64_t cou
 }  // namespace
 
 uint64_t ModelWeights::bytes() const {
-  auto m = [](const WeightMatrix& w) { return w.data ? static_cast<uint64_t>(w.n_out) * tensor_row_bytes(w.type, w.n_in) : 0; };
+  auto m = [](const WeightMatrix& w) {
+    return w.data ? static_cast<uint64_t>(w.n_out) * tensor_row_bytes(w.type, w.n_in) : 0;
+  };
   uint64_t total = shard.outputs ? m(output) : 0;
   for (const auto& l : layers) total += m(l.wq) + m(l.wk) + m(l.wv) + m(l.wo) + m(l.w_gate) + m(l.w_up) + m(l.w_down);
   return total;
@@ -168,6 +171,52 @@ Result<ModelWeights> load_weights(const GgufFile& file, const ModelParams& p, co
   }
   if (!load.status().is_ok()) return load.status();
   return w;
+}
+
+std::vector<TensorByteRange> shard_byte_ranges(const GgufFile& file, const ModelParams& p, const Shard& shard) {
+  std::vector<TensorByteRange> out;
+  auto whole = [&](const std::string& name) {
+    if (const GgufTensorInfo* t = file.find_tensor(name)) out.push_back({name, 0, t->size});
+  };
+  auto rows = [&](const std::string& name, int64_t first, int64_t count) {
+    const GgufTensorInfo* t = file.find_tensor(name);
+    if (!t) return;
+    const uint64_t row = tensor_row_bytes(t->type, t->ne[0]);
+    out.push_back({name, std::min<uint64_t>(t->size, row * first), std::min<uint64_t>(t->size, row * (first + count))});
+  };
+  const int64_t hd = p.head_dim;
+  const int64_t q0 = static_cast<int64_t>(shard.kv_head_begin) * p.n_gqa() * hd;
+  const int64_t nq = static_cast<int64_t>(shard.n_kv_heads()) * p.n_gqa() * hd;
+  const int64_t k0 = static_cast<int64_t>(shard.kv_head_begin) * hd;
+  const int64_t nk = static_cast<int64_t>(shard.n_kv_heads()) * hd;
+  whole("token_embd.weight");
+  if (shard.outputs) {
+    whole("output_norm.weight");
+    if (!p.tied_embeddings) rows("output.weight", shard.vocab_begin, shard.n_vocab());
+  }
+  if (p.rope_freq_factors) whole("rope_freqs.weight");
+  for (int l = shard.layer_begin; l < shard.layer_end; ++l) {
+    const std::string b = "blk." + std::to_string(l) + ".";
+    whole(b + "attn_norm.weight");
+    rows(b + "attn_q.weight", q0, nq);
+    rows(b + "attn_k.weight", k0, nk);
+    rows(b + "attn_v.weight", k0, nk);
+    whole(b + "attn_output.weight");
+    if (p.qkv_bias) {
+      whole(b + "attn_q.bias");  // small: read whole, then sliced
+      whole(b + "attn_k.bias");
+      whole(b + "attn_v.bias");
+    }
+    if (p.qk_norm) {
+      whole(b + "attn_q_norm.weight");
+      whole(b + "attn_k_norm.weight");
+    }
+    whole(b + "ffn_norm.weight");
+    rows(b + "ffn_gate.weight", shard.ffn_begin, shard.n_ffn());
+    rows(b + "ffn_up.weight", shard.ffn_begin, shard.n_ffn());
+    whole(b + "ffn_down.weight");
+  }
+  return out;
 }
 
 }  // namespace clusterd

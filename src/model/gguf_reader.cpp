@@ -408,6 +408,13 @@ Result<std::unique_ptr<GgufFile>> GgufFile::parse(std::span<const uint8_t> bytes
   return file;
 }
 
+Result<std::unique_ptr<GgufFile>> GgufFile::parse(std::span<const uint8_t> bytes, const std::string& name,
+                                                  std::shared_ptr<const void> owner) {
+  Result<std::unique_ptr<GgufFile>> parsed = parse(bytes, name);
+  if (parsed.is_ok()) parsed.value()->owner_ = std::move(owner);
+  return parsed;
+}
+
 Result<std::unique_ptr<GgufFile>> GgufFile::open(const std::filesystem::path& path) {
   const std::string name = path.string();
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

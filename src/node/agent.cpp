@@ -28,7 +28,12 @@ Agent::Agent(Config config, std::string cluster_key, NodeIdentity identity, Toke
                               config_.peer_timeout_ms, 300'000}) {
   api_ = *parse_host_port(config_.api_addr, "api_addr");  // validated by validate_config
   inventory_ = collect_inventory(config_.data_dir);
-  http_ = std::make_unique<HttpApi>(*this, std::move(tokens), HttpApiOptions{api_.host, api_.port});
+  HttpApiOptions http;
+  http.host = api_.host;
+  http.port = api_.port;
+  http.threads = std::max(128, 2 * config_.queue_depth + 32);
+  http.forward_key = key_;
+  http_ = std::make_unique<HttpApi>(*this, std::move(tokens), http);
 }
 
 Agent::~Agent() {
@@ -117,8 +122,9 @@ int Agent::run() {
   cc.on_peer_ready = [this](const std::string& peer) {
     peers_.observe_traffic(peer);
     std::lock_guard lock(state_mu_);
-    control_->send(peer, {{"type", "inventory"}, {"inventory", inventory_to_json(inventory_)},
-                          {"data_port", config_.data_port}});
+    control_->send(
+        peer, {{"type", "inventory"}, {"inventory", inventory_to_json(inventory_)}, {"data_port", config_.data_port}});
+    control_->send(peer, {{"type", "models"}, {"models", announced_models_}});
   };
   cc.on_peer_message = [this](const std::string& peer, const nlohmann::json& m) { on_peer_message(peer, m); };
   cc.on_peer_lost = [this](const std::string& peer, const std::string& reason) {
@@ -161,6 +167,10 @@ int Agent::run() {
   discovery_->start();
   tick();
   io_.run();
+  {
+    std::lock_guard lock(instances_mu_);
+    for (auto& [name, entry] : instances_) entry->cancelled = true;  // loads stop waiting for their group
+  }
   http_->stop();
   {
     std::lock_guard lock(instances_mu_);
@@ -206,6 +216,7 @@ void Agent::tick() {
   for (const auto& p : peers) {
     if (p.status != PeerStatus::kGone) control_->want(p.node_id, p.address, p.control_port);
   }
+  announce_models();
   if (now - last_control_tick_ms_ >= config_.beacon_interval_ms) {
     last_control_tick_ms_ = now;
     control_->tick();
@@ -293,8 +304,8 @@ void Agent::on_peer_message(const std::string& peer, const nlohmann::json& m) {
       return;
     }
     peers_.set_inventory(peer, inventory_to_json(*parsed));
-    if (auto port = m.find("data_port"); port != m.end() && port->is_number_unsigned() && port->get<uint64_t>() > 0 &&
-                                         port->get<uint64_t>() < 65536) {
+    if (auto port = m.find("data_port");
+        port != m.end() && port->is_number_unsigned() && port->get<uint64_t>() > 0 && port->get<uint64_t>() < 65536) {
       std::lock_guard lock(state_mu_);
       peer_data_ports_[peer] = static_cast<uint16_t>(port->get<uint64_t>());
     }
@@ -304,6 +315,20 @@ void Agent::on_peer_message(const std::string& peer, const nlohmann::json& m) {
     if (auto name = m.find("name"); name != m.end() && name->is_string()) on_unload_request(name->get<std::string>());
   } else if (type == "load_failed") {
     on_load_failed(peer, m);
+  } else if (type == "load_progress") {
+    on_load_progress(peer, m);
+  } else if (type == "models") {
+    // The models a peer coordinates, so that requests for them can be forwarded there.
+    auto it = m.find("models");
+    if (it == m.end() || !it->is_array() || it->size() > 1024) return;
+    std::vector<std::string> names;
+    for (const auto& n : *it) {
+      if (n.is_string() && !n.get<std::string>().empty() && n.get<std::string>().size() <= 128) {
+        names.push_back(n.get<std::string>());
+      }
+    }
+    std::lock_guard lock(state_mu_);
+    peer_models_[peer] = std::move(names);
   } else if (type == "links") {
     auto it = m.find("links");
     if (it == m.end() || !it->is_array() || it->size() > 1024) return;

@@ -1,6 +1,8 @@
 // The OpenAI surface on the agent: the models this node serves, and completions run on
 // the instance this node coordinates.
+#include <algorithm>
 #include <chrono>
+#include <set>
 
 #include "clusterd/common/crypto.h"
 #include "clusterd/model/chat_template.h"
@@ -13,8 +15,8 @@ Result<std::shared_ptr<Agent::InstanceEntry>> Agent::coordinated_instance(const 
   auto it = instances_.find(model);
   if (it == instances_.end()) return not_found("model '" + model + "' is not loaded on this node");
   if (it->second->spec.rank != 0) {
-    return invalid_argument("model '" + model + "' is coordinated by node " + it->second->coordinator_name +
-                            "; send the request there");
+    return unavailable("model '" + model + "' is coordinated by node " + it->second->coordinator_name +
+                       ", which this node cannot reach now");
   }
   if (!it->second->instance) return unavailable("model '" + model + "' is still loading");
   return it->second;
@@ -27,15 +29,75 @@ Status Agent::check_model(const std::string& model) const {
 
 nlohmann::json Agent::models_list() const {
   nlohmann::json data = nlohmann::json::array();
-  std::lock_guard lock(instances_mu_);
-  for (const auto& [name, e] : instances_) {
-    data.push_back({{"id", name},
-                    {"object", "model"},
-                    {"created", static_cast<int64_t>(e->spec.epoch / 1000)},
-                    {"owned_by", "clusterd"},
-                    {"clusterd", instance_document(*e)}});
+  std::set<std::string> listed;
+  {
+    std::lock_guard lock(instances_mu_);
+    for (const auto& [name, e] : instances_) {
+      data.push_back({{"id", name},
+                      {"object", "model"},
+                      {"created", static_cast<int64_t>(e->spec.epoch / 1000)},
+                      {"owned_by", "clusterd"},
+                      {"clusterd", instance_document(*e)}});
+      listed.insert(name);
+    }
+  }
+  // Models coordinated by peers this node has no part in: requests for them are forwarded.
+  std::map<std::string, std::string> alive;  // id -> name
+  for (const auto& p : peers_.snapshot()) {
+    if (p.status == PeerStatus::kAlive) alive[p.node_id] = p.name;
+  }
+  std::lock_guard lock(state_mu_);
+  for (const auto& [peer, names] : peer_models_) {
+    auto node = alive.find(peer);
+    if (node == alive.end()) continue;
+    for (const auto& name : names) {
+      if (!listed.insert(name).second) continue;
+      data.push_back({{"id", name},
+                      {"object", "model"},
+                      {"created", 0},
+                      {"owned_by", "clusterd"},
+                      {"clusterd", {{"name", name}, {"coordinator", node->second}, {"coordinator_id", peer}}}});
+    }
   }
   return {{"object", "list"}, {"data", data}};
+}
+
+std::optional<PeerRoute> Agent::coordinator_route(const std::string& model) const {
+  {
+    std::lock_guard lock(instances_mu_);
+    auto it = instances_.find(model);
+    if (it != instances_.end() && it->second->spec.rank == 0) return std::nullopt;  // served here
+  }
+  std::set<std::string> coordinators;
+  {
+    std::lock_guard lock(state_mu_);
+    for (const auto& [peer, names] : peer_models_) {
+      if (std::find(names.begin(), names.end(), model) != names.end()) coordinators.insert(peer);
+    }
+  }
+  for (const auto& p : peers_.snapshot()) {
+    if (p.status != PeerStatus::kAlive || !coordinators.count(p.node_id) || p.api_port == 0) continue;
+    // A wildcard API address is reached at the address the peer's beacons come from; a
+    // loopback one only from the same machine.
+    const bool wildcard = p.api_host.empty() || p.api_host == "0.0.0.0";
+    const bool loopback = p.api_host.rfind("127.", 0) == 0;
+    if (loopback && p.address.rfind("127.", 0) != 0) continue;
+    return PeerRoute{wildcard ? p.address : p.api_host, p.api_port, p.name};
+  }
+  return std::nullopt;
+}
+
+void Agent::announce_models() {
+  nlohmann::json names = nlohmann::json::array();
+  {
+    std::lock_guard lock(instances_mu_);
+    for (const auto& [name, e] : instances_) {
+      if (e->spec.rank == 0 && e->instance) names.push_back(name);
+    }
+  }
+  if (names == announced_models_) return;
+  announced_models_ = names;
+  control_->broadcast({{"type", "models"}, {"models", names}});
 }
 
 Result<CompletionResult> Agent::complete(const CompletionRequest& r,
@@ -72,6 +134,8 @@ Result<CompletionResult> Agent::complete(const CompletionRequest& r,
   g.sampling.frequency_penalty = r.frequency_penalty;
   g.sampling.repeat_penalty = r.repeat_penalty;
   g.sampling.seed = r.seed >= 0 ? static_cast<uint64_t>(r.seed) : random_u64();
+  (*entry)->instance->start_scheduler(
+      {config_.max_sequences, config_.max_batch_tokens, config_.queue_depth, config_.kv_cache_tokens});
   auto result = (*entry)->instance->generate(g, on_text);
   if (!result.is_ok()) return result.status();
   CompletionResult out;
@@ -82,7 +146,67 @@ Result<CompletionResult> Agent::complete(const CompletionRequest& r,
   out.completion_tokens = static_cast<int>(result->tokens.size());
   out.prompt_ms = result->prompt_ms;
   out.generation_ms = result->generation_ms;
+  out.queue_ms = result->queue_ms;
+  out.first_token_ms = result->first_token_ms;
   return out;
+}
+
+void Agent::write_serving_metrics(MetricsWriter& out) const {
+  std::vector<std::pair<std::string, ServingStats>> all;
+  {
+    std::lock_guard lock(instances_mu_);
+    for (const auto& [name, e] : instances_) {
+      if (e->instance && e->spec.rank == 0) all.emplace_back(name, e->instance->serving_stats());
+    }
+  }
+  auto gauge = [&](const char* name, const char* help, auto value) {
+    out.family(name, "gauge", help);
+    for (const auto& [model, s] : all) out.sample(name, {{"model", model}}, static_cast<double>(value(s)));
+  };
+  auto counter = [&](const char* name, const char* help, auto value) {
+    out.family(name, "counter", help);
+    for (const auto& [model, s] : all) out.sample(name, {{"model", model}}, static_cast<double>(value(s)));
+  };
+  auto histogram = [&](const char* name, const char* help, auto pick) {
+    out.family(name, "histogram", help);
+    for (const auto& [model, s] : all) out.histogram(name, {{"model", model}}, pick(s));
+  };
+  gauge("clusterd_requests_running", "Generation requests in the running batch, by model.",
+        [](const ServingStats& s) { return s.running; });
+  gauge("clusterd_requests_waiting", "Generation requests queued for a place in the batch, by model.",
+        [](const ServingStats& s) { return s.waiting; });
+  gauge("clusterd_kv_cache_usage_ratio",
+        "Share of the instance's KV-cache budget (positions) that running sequences hold, by model.",
+        [](const ServingStats& s) {
+          return s.kv_tokens_budget > 0 ? static_cast<double>(s.kv_tokens_in_use) / s.kv_tokens_budget : 0.0;
+        });
+  counter("clusterd_prompt_tokens_total", "Prompt tokens prefilled, by model.",
+          [](const ServingStats& s) { return s.prompt_tokens; });
+  counter("clusterd_generation_tokens_total", "Tokens generated, by model.",
+          [](const ServingStats& s) { return s.generated_tokens; });
+  out.family("clusterd_generation_requests_total", "counter",
+             "Generation requests by model and outcome (finished, cancelled by the client, failed, refused "
+             "because the queue was full).");
+  for (const auto& [model, s] : all) {
+    out.sample("clusterd_generation_requests_total", {{"model", model}, {"outcome", "finished"}},
+               static_cast<double>(s.requests_finished));
+    out.sample("clusterd_generation_requests_total", {{"model", model}, {"outcome", "cancelled"}},
+               static_cast<double>(s.requests_cancelled));
+    out.sample("clusterd_generation_requests_total", {{"model", model}, {"outcome", "failed"}},
+               static_cast<double>(s.requests_failed));
+    out.sample("clusterd_generation_requests_total", {{"model", model}, {"outcome", "refused"}},
+               static_cast<double>(s.requests_refused));
+  }
+  histogram("clusterd_time_to_first_token_seconds", "From a request's arrival to its first token, by model.",
+            [](const ServingStats& s) -> const Histogram& { return s.time_to_first_token; });
+  histogram("clusterd_time_per_output_token_seconds", "Mean time between a finished request's tokens, by model.",
+            [](const ServingStats& s) -> const Histogram& { return s.time_per_output_token; });
+  histogram("clusterd_request_duration_seconds", "From a request's arrival to its last token, by model.",
+            [](const ServingStats& s) -> const Histogram& { return s.request_latency; });
+  histogram("clusterd_request_queue_seconds", "Time a request waited for a place in the batch, by model.",
+            [](const ServingStats& s) -> const Histogram& { return s.queue_time; });
+  histogram("clusterd_batch_size", "Sequences in each forward step, by model.",
+            [](const ServingStats& s) -> const Histogram& { return s.batch_size; });
 }
 
 }  // namespace clusterd

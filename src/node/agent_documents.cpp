@@ -162,6 +162,7 @@ void Agent::write_metrics(MetricsWriter& out) const {
 
   out.family("clusterd_process_resident_memory_bytes", "gauge", "Resident memory of this clusterd process.");
   out.sample("clusterd_process_resident_memory_bytes", process_resident_memory_bytes());
+  write_serving_metrics(out);
 }
 
 }  // namespace clusterd

@@ -10,6 +10,7 @@
 #include "clusterd/common/clock.h"
 #include "clusterd/common/crypto.h"
 #include "clusterd/node/agent.h"
+#include "clusterd/node/slices.h"
 #include "clusterd/placement/shard_plan.h"
 
 namespace clusterd {
@@ -37,6 +38,9 @@ Result<int64_t> int_field(const nlohmann::json& body, const char* key, int64_t f
   }
   return v;
 }
+constexpr int kProgressEveryMs = 250;              // load_progress messages, at most this often
+constexpr int kStreamedConnectTimeoutMs = 600000;  // a rank may stream a large shard first
+
 }  // namespace
 
 void Agent::send_to_peer(const std::string& peer, nlohmann::json message) {
@@ -44,13 +48,17 @@ void Agent::send_to_peer(const std::string& peer, nlohmann::json message) {
 }
 
 nlohmann::json Agent::instance_document(const InstanceEntry& e) const {
+  auto rank_progress = [&](int rank) {  // 1 once ready
+    if (e.state == "ready") return 1.0;
+    return rank >= 0 && rank < static_cast<int>(e.progress.size()) ? e.progress[rank] : 0.0;
+  };
   nlohmann::json ranks = nlohmann::json::array();
   if (e.plan.contains("ranks")) {
     for (const auto& r : e.plan["ranks"]) {
       ranks.push_back({{"node", r.value("node", "")},
                        {"rank", r.value("rank", 0)},
                        {"memory_bytes", r.value("memory_bytes", 0)},
-                       {"progress", e.state == "loading" ? 0.0 : 1.0}});
+                       {"progress", rank_progress(r.value("rank", 0))}});
     }
   }
   std::string state = e.state;
@@ -72,6 +80,9 @@ nlohmann::json Agent::instances_document() const {
   nlohmann::json list = nlohmann::json::array();
   std::lock_guard lock(instances_mu_);
   for (const auto& [name, e] : instances_) list.push_back(instance_document(*e));
+  for (const auto& [name, e] : failed_instances_) {
+    if (!instances_.count(name)) list.push_back(instance_document(*e));
+  }
   return {{"instances", list}};
 }
 
@@ -148,7 +159,14 @@ Result<nlohmann::json> Agent::load_model(const nlohmann::json& body) {
     return invalid_argument("field 'nodes': some of the listed nodes are not alive or not linked yet");
   }
   const int ctx_used = static_cast<int>(*ctx);
-  auto plan = plan_model(*footprint, nodes, PlanRequest{*strategy, false, ctx_used, 4});
+  // The memory check counts the KV cache the scheduler may fill: its budget in
+  // positions, as whole sequences of the requested context.
+  const int64_t kv_positions =
+      config_.kv_cache_tokens > 0 ? config_.kv_cache_tokens : static_cast<int64_t>(config_.max_sequences) * ctx_used;
+  const int kv_sequences =
+      static_cast<int>(std::clamp<int64_t>((kv_positions + ctx_used - 1) / ctx_used, 1, config_.max_sequences));
+  auto plan =
+      plan_model(*footprint, nodes, PlanRequest{*strategy, false, ctx_used, kv_sequences, config_.max_batch_tokens});
   if (!plan.is_ok()) return plan.status();
   if (dry_run) return nlohmann::json{{"name", *name}, {"plan", plan->to_json()}, {"text", plan->to_text()}};
 
@@ -159,41 +177,141 @@ Result<nlohmann::json> Agent::load_model(const nlohmann::json& body) {
   entry->strategy = plan_strategy_name(plan->strategy);
   entry->state = "loading";
   entry->plan = plan->to_json();
+  entry->progress.assign(plan->ranks.size(), 0.0);
+  entry->rank_ids = ids;
+  const std::string model_path = std::filesystem::absolute(*path).string();
   const uint64_t epoch = static_cast<uint64_t>(wall_clock_ms());
+  entry->spec.name = *name;
+  entry->spec.model_path = model_path;
+  entry->spec.epoch = epoch;
+  entry->spec.members = members;
+  {
+    std::lock_guard lock(instances_mu_);
+    instances_[*name] = entry;
+  }
+  auto fail = [&](const std::string& error) -> Status {
+    std::lock_guard lock(instances_mu_);
+    entry->state = "failed";
+    if (entry->error.empty()) entry->error = error;
+    spdlog::warn("instance {}: failed to load: {}", *name, entry->error);
+    if (auto it = instances_.find(*name); it != instances_.end() && it->second == entry) instances_.erase(it);
+    failed_instances_[*name] = entry;
+    return unavailable("instance " + *name + " failed to load: " + entry->error);
+  };
+
+  // Ranks without a copy of the file stream their slices from here, checked against
+  // the manifest; ranks with one check their part of it.
+  std::shared_ptr<const ManifestDocument> manifest;
+  std::unique_ptr<SliceServer> slices;
+  if (plan->ranks.size() > 1) {
+    auto m = manifest_for(model_path, [&](double f) {
+      std::lock_guard lock(instances_mu_);
+      entry->progress[0] = f;
+    });
+    if (!m.is_ok()) return fail(m.status().message());
+    manifest = *m;
+    auto server = SliceServer::start(model_path, manifest, key_, epoch);
+    if (!server.is_ok()) return fail(server.status().message());
+    slices = std::move(*server);
+  }
   std::vector<InstanceSpec> specs;
   for (size_t r = 0; r < plan->ranks.size(); ++r) {
     InstanceSpec s;
     s.name = *name;
-    s.model_path = std::filesystem::absolute(*path).string();
+    s.model_path = model_path;
     s.epoch = epoch;
     s.rank = static_cast<int>(r);
     s.members = members;
     s.shard = plan->ranks[r].shard;
     s.ctx = ctx_used;
+    s.max_sequences = config_.max_sequences;
     s.plan = entry->plan;
+    if (manifest) {
+      s.model_sha256 = to_hex(manifest->manifest.file_sha256);
+      s.manifest_sha256 = manifest->sha256;
+      s.slice_port = slices->port();
+    }
     specs.push_back(s);
   }
-  entry->spec = specs[0];
   {
     std::lock_guard lock(instances_mu_);
-    instances_[*name] = entry;
+    entry->spec = specs[0];
   }
   for (size_t r = 1; r < specs.size(); ++r) send_to_peer(ids[r], {{"type", "load"}, {"spec", specs[r].to_json()}});
   spdlog::info("instance {}: loading {} over {} node(s) ({})", *name, *path, specs.size(), entry->strategy);
-  auto instance = ModelInstance::load(specs[0], key_, *data_listener_);
-  std::lock_guard lock(instances_mu_);
-  if (!instance.is_ok()) {
-    entry->state = "failed";
-    if (entry->error.empty()) entry->error = instance.status().message();
-    for (size_t r = 1; r < specs.size(); ++r) send_to_peer(ids[r], {{"type", "unload"}, {"name", *name}});
-    Status s = unavailable("instance " + *name + " failed to load: " + entry->error);
-    instances_.erase(*name);
-    return s;
+  {
+    std::lock_guard lock(instances_mu_);
+    entry->progress[0] = 1.0;  // this node's part: views into its own mapping
   }
+  InstanceLoadOptions options;
+  options.model = std::move(*model);
+  options.check = [this, entry] { return check_forming(*entry); };
+  options.connect_timeout_ms = kStreamedConnectTimeoutMs;
+  options.threads = config_.threads;
+  auto instance = ModelInstance::load(specs[0], key_, *data_listener_, std::move(options));
+  if (slices) {
+    spdlog::info("instance {}: served {} MiB of slices", *name, slices->bytes_served() >> 20);
+    slices.reset();
+  }
+  if (!instance.is_ok()) {
+    std::string error;
+    {
+      std::lock_guard lock(instances_mu_);
+      error = entry->error.empty() ? instance.status().message() : entry->error;
+    }
+    for (size_t r = 1; r < specs.size(); ++r) send_to_peer(ids[r], {{"type", "unload"}, {"name", *name}});
+    return fail(error);
+  }
+  std::lock_guard lock(instances_mu_);
   entry->instance = std::move(*instance);
   entry->state = "ready";
+  failed_instances_.erase(*name);
   spdlog::info("instance {}: ready", *name);
   return instance_document(*entry);
+}
+
+Result<std::shared_ptr<const ManifestDocument>> Agent::manifest_for(const std::string& path,
+                                                                    const std::function<void(double)>& progress) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  const auto mtime = std::filesystem::last_write_time(path, ec);
+  if (ec) return not_found(path + ": " + ec.message());
+  const std::string key = path + "|" + std::to_string(size) + "|" + std::to_string(mtime.time_since_epoch().count());
+  if (auto it = manifests_.find(key); it != manifests_.end()) return it->second;
+  const int64_t t0 = wall_clock_ms();
+  int last_percent = -1;
+  auto m = build_manifest(path, [&](uint64_t done, uint64_t total) {
+    const int percent = total ? static_cast<int>(done * 100 / total) : 100;
+    if (percent != last_percent && progress) progress(percent / 100.0);
+    last_percent = percent;
+  });
+  if (!m.is_ok()) return m.status();
+  spdlog::info("model {}: SHA-256 {} ({} MiB hashed in {} ms)", path, to_hex(m->file_sha256), size >> 20,
+               wall_clock_ms() - t0);
+  auto doc = std::make_shared<const ManifestDocument>(ManifestDocument::of(std::move(*m)));
+  std::erase_if(manifests_, [&](const auto& kv) { return kv.first.rfind(path + "|", 0) == 0; });  // older versions
+  manifests_[key] = doc;
+  return std::shared_ptr<const ManifestDocument>(doc);
+}
+
+Status Agent::check_forming(const InstanceEntry& entry) const {
+  {
+    std::lock_guard lock(instances_mu_);
+    if (!entry.error.empty()) return unavailable(entry.error);
+  }
+  if (entry.cancelled) return unavailable("the load was cancelled (unloaded, or this node is stopping)");
+  for (size_t r = 0; r < entry.spec.members.size(); ++r) {
+    if (static_cast<int>(r) == entry.spec.rank) continue;
+    // The coordinator knows every rank's node id; a rank knows its coordinator's.
+    const std::string id = r < entry.rank_ids.size() ? entry.rank_ids[r] : (r == 0 ? entry.coordinator_id : "");
+    if (id.empty()) continue;
+    auto peer = peers_.find(id);
+    if (!peer || peer->status == PeerStatus::kGone) {
+      return unavailable("node " + entry.spec.members[r].name + " (rank " + std::to_string(r) +
+                         ") left the cluster while the group formed");
+    }
+  }
+  return Status::ok();
 }
 
 void Agent::on_load_request(const std::string& from, const nlohmann::json& doc) {
@@ -211,33 +329,65 @@ void Agent::on_load_request(const std::string& from, const nlohmann::json& doc) 
   entry->state = "loading";
   entry->plan = spec->plan;
   entry->spec = *spec;
+  entry->progress.assign(spec->members.size(), 0.0);
   {
     std::lock_guard lock(instances_mu_);
     if (instances_.count(spec->name)) {
-      send_to_peer(from,
-                   {{"type", "load_failed"}, {"name", spec->name}, {"error", "an instance with that name exists"}});
+      send_to_peer(from, {{"type", "load_failed"},
+                          {"name", spec->name},
+                          {"error", config_.name + ": an instance named '" + spec->name + "' exists on this node"}});
       return;
     }
     instances_[spec->name] = entry;
   }
-  loaders_.emplace_back([this, entry, from] {
-    std::lock_guard load_lock(load_mu_);
-    spdlog::info("instance {}: loading rank {} for {}", entry->name, entry->spec.rank, entry->coordinator_name);
-    auto instance = ModelInstance::load(entry->spec, key_, *data_listener_);
+  loaders_.emplace_back([this, entry, from] { load_rank(entry, from); });
+}
+
+void Agent::load_rank(const std::shared_ptr<InstanceEntry>& entry, const std::string& from) {
+  std::lock_guard load_lock(load_mu_);
+  const InstanceSpec& spec = entry->spec;
+  auto fail = [&](const std::string& error) {
+    spdlog::warn("instance {}: rank {} failed to load: {}", entry->name, spec.rank, error);
+    send_to_peer(from, {{"type", "load_failed"}, {"name", entry->name}, {"error", config_.name + ": " + error}});
     std::lock_guard lock(instances_mu_);
-    if (!instance.is_ok()) {
-      spdlog::warn("instance {}: rank {} failed to load: {}", entry->name, entry->spec.rank,
-                   instance.status().message());
-      send_to_peer(from, {{"type", "load_failed"},
-                          {"name", entry->name},
-                          {"error", config_.name + ": " + instance.status().message()}});
-      instances_.erase(entry->name);
-      return;
+    if (auto it = instances_.find(entry->name); it != instances_.end() && it->second == entry) instances_.erase(it);
+  };
+  int64_t last_sent_ms = 0;
+  auto progress = [&](double f) {
+    {
+      std::lock_guard lock(instances_mu_);
+      entry->progress[spec.rank] = f;
     }
-    entry->instance = std::move(*instance);
-    entry->state = "ready";
-    spdlog::info("instance {}: rank {} ready", entry->name, entry->spec.rank);
-  });
+    const int64_t now = wall_clock_ms();
+    if (f < 1.0 && now - last_sent_ms < kProgressEveryMs) return;
+    last_sent_ms = now;
+    send_to_peer(from, {{"type", "load_progress"},
+                        {"name", entry->name},
+                        {"epoch", spec.epoch},
+                        {"rank", spec.rank},
+                        {"progress", f}});
+  };
+  spdlog::info("instance {}: loading rank {} for {}", entry->name, spec.rank, entry->coordinator_name);
+  ModelSource source{spec.model_path, spec.model_sha256, spec.manifest_sha256,   spec.members[0].host,
+                     spec.slice_port, spec.epoch,        entry->coordinator_name};
+  SliceLoadReport report;
+  const int64_t t0 = wall_clock_ms();
+  auto model = open_model_for_shard(source, spec.shard, config_.data_dir, key_, progress, &report);
+  if (!model.is_ok()) return fail(model.status().message());
+  spdlog::info("instance {}: rank {} has its slices: {} MiB checked, {} ({} ms)", entry->name, spec.rank,
+               report.bytes >> 20, report.from, wall_clock_ms() - t0);
+  progress(1.0);
+  InstanceLoadOptions options;
+  options.model = std::move(*model);
+  options.check = [this, entry] { return check_forming(*entry); };
+  options.connect_timeout_ms = kStreamedConnectTimeoutMs;
+  options.threads = config_.threads;
+  auto instance = ModelInstance::load(spec, key_, *data_listener_, std::move(options));
+  if (!instance.is_ok()) return fail(instance.status().message());
+  std::lock_guard lock(instances_mu_);
+  entry->instance = std::move(*instance);
+  entry->state = "ready";
+  spdlog::info("instance {}: rank {} ready", entry->name, spec.rank);
 }
 
 void Agent::on_load_failed(const std::string& from, const nlohmann::json& m) {
@@ -245,7 +395,29 @@ void Agent::on_load_failed(const std::string& from, const nlohmann::json& m) {
   std::string error = m.value("error", "unknown error");
   spdlog::warn("instance {}: node {} could not load its part: {}", name, from.substr(0, 8), error);
   std::lock_guard lock(instances_mu_);
-  if (auto it = instances_.find(name); it != instances_.end() && it->second->error.empty()) it->second->error = error;
+  auto it = instances_.find(name);
+  if (it == instances_.end() || it->second->spec.rank != 0) return;
+  const auto& ids = it->second->rank_ids;
+  if (std::find(ids.begin(), ids.end(), from) == ids.end()) return;  // not one of its ranks
+  if (it->second->error.empty()) it->second->error = error;          // check_forming stops the wait
+}
+
+void Agent::on_load_progress(const std::string& from, const nlohmann::json& m) {
+  if (!m.contains("name") || !m["name"].is_string() || !m.contains("rank") || !m["rank"].is_number_integer() ||
+      !m.contains("epoch") || !m["epoch"].is_number_unsigned() || !m.contains("progress") ||
+      !m["progress"].is_number()) {
+    return;
+  }
+  const int rank = m["rank"].get<int>();
+  std::lock_guard lock(instances_mu_);
+  auto it = instances_.find(m["name"].get<std::string>());
+  if (it == instances_.end()) return;
+  InstanceEntry& e = *it->second;
+  if (e.spec.rank != 0 || e.spec.epoch != m["epoch"].get<uint64_t>() || rank < 1 ||
+      rank >= static_cast<int>(e.progress.size()) || e.rank_ids[rank] != from) {
+    return;
+  }
+  e.progress[rank] = std::clamp(m["progress"].get<double>(), 0.0, 1.0);
 }
 
 void Agent::on_unload_request(const std::string& name) {
@@ -257,6 +429,7 @@ void Agent::on_unload_request(const std::string& name) {
     entry = it->second;
     instances_.erase(it);
   }
+  entry->cancelled = true;  // a load still forming its group stops waiting
   spdlog::info("instance {}: unloaded", name);
   // The group closes with the instance; the follower thread ends. Off the io thread.
   loaders_.emplace_back([entry]() mutable { entry.reset(); });
@@ -269,15 +442,21 @@ Result<nlohmann::json> Agent::unload_model(const nlohmann::json& body) {
   {
     std::lock_guard lock(instances_mu_);
     auto it = instances_.find(*name);
-    if (it == instances_.end()) return not_found("no instance named '" + *name + "' on this node");
+    if (it == instances_.end()) {
+      if (failed_instances_.erase(*name)) return nlohmann::json{{"name", *name}, {"state", "unloaded"}};
+      return not_found("no instance named '" + *name + "' on this node");
+    }
     if (it->second->spec.rank != 0) {
       return invalid_argument("instance '" + *name + "' is coordinated by " + it->second->coordinator_name +
                               "; unload it there");
     }
+    if (!it->second->instance) {
+      return unavailable("instance '" + *name + "' is still loading; unload it once it is ready");
+    }
     entry = it->second;
     instances_.erase(it);
   }
-  if (entry->instance) entry->instance->unload();
+  entry->instance->unload();
   for (size_t r = 1; r < entry->spec.members.size(); ++r) {
     for (const auto& p : peers_.snapshot()) {
       if (p.name == entry->spec.members[r].name) send_to_peer(p.node_id, {{"type", "unload"}, {"name", *name}});

@@ -44,9 +44,16 @@ Result<Shard> shard_from_json(const nlohmann::json& d) {
 nlohmann::json InstanceSpec::to_json() const {
   nlohmann::json m = nlohmann::json::array();
   for (const auto& g : members) m.push_back({{"host", g.host}, {"port", g.port}, {"name", g.name}});
-  return {{"name", name},       {"model_path", model_path},      {"epoch", epoch}, {"rank", rank},
-          {"members", m},       {"shard", shard_to_json(shard)}, {"ctx", ctx},     {"max_sequences", max_sequences},
-          {"threads", threads}, {"deadline_ms", deadline_ms},    {"plan", plan}};
+  nlohmann::json d = {
+      {"name", name},       {"model_path", model_path},      {"epoch", epoch}, {"rank", rank},
+      {"members", m},       {"shard", shard_to_json(shard)}, {"ctx", ctx},     {"max_sequences", max_sequences},
+      {"threads", threads}, {"deadline_ms", deadline_ms},    {"plan", plan}};
+  if (!model_sha256.empty()) {
+    d["model_sha256"] = model_sha256;
+    d["manifest_sha256"] = manifest_sha256;
+    d["slice_port"] = slice_port;
+  }
+  return d;
 }
 
 Result<InstanceSpec> InstanceSpec::from_json(const nlohmann::json& d) {
@@ -67,6 +74,16 @@ Result<InstanceSpec> InstanceSpec::from_json(const nlohmann::json& d) {
     s.threads = d.value("threads", 0);
     s.deadline_ms = d.value("deadline_ms", 5000);
     s.plan = d.value("plan", nlohmann::json::object());
+    s.model_sha256 = d.value("model_sha256", "");
+    s.manifest_sha256 = d.value("manifest_sha256", "");
+    s.slice_port = d.value("slice_port", uint16_t{0});
+    auto is_digest = [](const std::string& h) {
+      return h.size() == 64 && h.find_first_not_of("0123456789abcdef") == std::string::npos;
+    };
+    if (!s.model_sha256.empty() && (!is_digest(s.model_sha256) || !is_digest(s.manifest_sha256) || s.slice_port == 0)) {
+      return invalid_argument(
+          "instance spec: model_sha256 and manifest_sha256 must be 64 hex digits, with a slice_port");
+    }
     if (s.rank < 0 || s.rank >= static_cast<int>(s.members.size()) || s.ctx < 1 || s.ctx > (1 << 20) ||
         s.max_sequences < 1 || s.max_sequences > 1024) {
       return invalid_argument("instance spec: rank, ctx or max_sequences out of range");
@@ -78,12 +95,16 @@ Result<InstanceSpec> InstanceSpec::from_json(const nlohmann::json& d) {
 }
 
 Result<std::unique_ptr<ModelInstance>> ModelInstance::load(const InstanceSpec& spec, const std::string& key,
-                                                           DataListener& listener) {
+                                                           DataListener& listener, InstanceLoadOptions options) {
   auto inst = std::unique_ptr<ModelInstance>(new ModelInstance());
   inst->spec_ = spec;
-  auto model = Model::open(spec.model_path);
-  if (!model.is_ok()) return model.status();
-  inst->model_ = std::move(*model);
+  if (options.model) {
+    inst->model_ = std::move(options.model);
+  } else {
+    auto model = Model::open(spec.model_path);
+    if (!model.is_ok()) return model.status();
+    inst->model_ = std::move(*model);
+  }
   auto weights = load_weights(*inst->model_->file, inst->model_->params, spec.shard);
   if (!weights.is_ok()) return weights.status();
   inst->weights_ = std::move(*weights);
@@ -94,11 +115,14 @@ Result<std::unique_ptr<ModelInstance>> ModelInstance::load(const InstanceSpec& s
   o.rank = spec.rank;
   o.members = spec.members;
   o.deadline_ms = spec.deadline_ms;
-  o.connect_timeout_ms = 30000;
+  o.connect_timeout_ms = options.connect_timeout_ms;
+  o.check = std::move(options.check);
   auto group = Group::form(o, listener);
   if (!group.is_ok()) return group.status();
   inst->group_ = std::move(*group);
-  int threads = spec.threads > 0 ? spec.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = options.threads > 0 ? options.threads
+                      : spec.threads > 0  ? spec.threads
+                                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   inst->runner_ = std::make_unique<GroupRunner>(
       *inst->group_, inst->weights_, TransformerOptions{spec.ctx, spec.max_sequences, TensorType::kF16, threads});
   if (spec.rank != 0) {
@@ -140,19 +164,42 @@ void ModelInstance::set_failed(const std::string& error) {
   }
 }
 
+void ModelInstance::start_scheduler(SchedulerOptions options) {
+  std::lock_guard lock(scheduler_mu_);
+  if (scheduler_ || spec_.rank != 0) return;
+  options.max_sequences = std::min(options.max_sequences, spec_.max_sequences);
+  scheduler_ = std::make_shared<Scheduler>(*runner_, *model_->tokenizer, options, [this](const Status& s) {
+    if (group_->broken()) set_failed(s.message());
+  });
+}
+
 Result<GenerateResult> ModelInstance::generate(const GenerateRequest& request,
                                                const std::function<bool(std::string_view)>& on_text) {
   if (spec_.rank != 0) return invalid_argument("instance " + spec_.name + " is coordinated by rank 0");
-  std::lock_guard lock(generate_mu_);
   if (state() != "ready") return unavailable("instance " + spec_.name + " is " + state() + ": " + error());
-  auto result = clusterd::generate(*runner_, *model_->tokenizer, request, next_seq_++ % spec_.max_sequences, on_text);
-  if (!result.is_ok() && group_->broken()) set_failed(result.status().message());
-  return result;
+  start_scheduler(SchedulerOptions{});
+  std::shared_ptr<Scheduler> scheduler;
+  {
+    std::lock_guard lock(scheduler_mu_);
+    scheduler = scheduler_;
+  }
+  if (scheduler == nullptr) return unavailable("instance " + spec_.name + " was unloaded");
+  return scheduler->generate(request, on_text);
+}
+
+ServingStats ModelInstance::serving_stats() const {
+  std::lock_guard lock(scheduler_mu_);
+  return scheduler_ ? scheduler_->stats() : ServingStats{};
 }
 
 void ModelInstance::unload() {
   if (spec_.rank == 0) {
-    std::lock_guard lock(generate_mu_);
+    std::shared_ptr<Scheduler> scheduler;
+    {
+      std::lock_guard lock(scheduler_mu_);
+      scheduler = std::move(scheduler_);
+    }
+    if (scheduler) scheduler->stop();  // fails what is queued, waits for the step in flight
     if (state() == "ready") (void)runner_->finish();
     group_->close();
   } else if (follower_.joinable()) {

@@ -93,7 +93,9 @@ Result<GenerateResult> Scheduler::generate(GenerateRequest request,
   {
     std::lock_guard lock(mu_);
     if (stopping_) return unavailable("the model instance is shutting down");
-    if (static_cast<int>(waiting_.size()) >= options_.queue_depth) {
+    const bool starts_now =
+        waiting_.empty() && !free_slots_.empty() && kv_reserved_ + positions <= options_.kv_cache_tokens;
+    if (!starts_now && static_cast<int>(waiting_.size()) >= options_.queue_depth) {
       stats_.requests_refused++;
       return unavailable("the request queue is full (" + std::to_string(options_.queue_depth) +
                          " waiting); try again shortly");

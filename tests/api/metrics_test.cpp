@@ -34,6 +34,22 @@ TEST(MetricsWriter, SampleWithLabelsListsThemInOrderInBraces) {
   EXPECT_EQ(w.text(), "clusterd_http_requests_total{route=\"/v1/peers\",code=\"200\"} 3\n");
 }
 
+TEST(MetricsWriter, HistogramBucketsAreCumulativeAndEndWithInfSumAndCount) {
+  Histogram h({0.1, 1});
+  h.observe(0.05);
+  h.observe(0.1);  // on a bound: counted in that bucket (le is "less or equal")
+  h.observe(0.5);
+  h.observe(7);
+  MetricsWriter w;
+  w.histogram("ttft_seconds", {{"model", "m"}}, h);
+  EXPECT_EQ(w.text(),
+            "ttft_seconds_bucket{model=\"m\",le=\"0.1\"} 2\n"
+            "ttft_seconds_bucket{model=\"m\",le=\"1\"} 3\n"
+            "ttft_seconds_bucket{model=\"m\",le=\"+Inf\"} 4\n"
+            "ttft_seconds_sum{model=\"m\"} 7.65\n"
+            "ttft_seconds_count{model=\"m\"} 4\n");
+}
+
 TEST(MetricsWriter, FamiliesAndSamplesFollowEachOtherInOrder) {
   MetricsWriter w;
   w.family("a_total", "counter", "A.");

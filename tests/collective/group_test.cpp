@@ -2,13 +2,13 @@
 // bit-identity across ranks, deadlines, dead peers, stale epochs and wrong keys.
 #include "clusterd/collective/group.h"
 
-#include <gtest/gtest.h>
-
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <functional>
@@ -88,8 +88,8 @@ TEST_P(AllReduce, EveryRankHoldsTheRankOrderSumBitForBit) {
 
 // Small buffers go by mesh, large ones by reduce-scatter + all-gather (over 64 KiB).
 INSTANTIATE_TEST_SUITE_P(Sizes, AllReduce,
-                         ::testing::Combine(::testing::Values(2, 3, 4), ::testing::Values(size_t{1}, size_t{2048},
-                                                                                           size_t{100003})));
+                         ::testing::Combine(::testing::Values(2, 3, 4),
+                                            ::testing::Values(size_t{1}, size_t{2048}, size_t{100003})));
 
 TEST(Collectives, AllGatherConcatenatesInRankOrder) {
   run_group(3, [](int r, Group& g) {
@@ -194,6 +194,33 @@ TEST(Collectives, AGroupOfAnOlderEpochIsRefused) {
   o.connect_timeout_ms = 800;
   EXPECT_FALSE(Group::form(o, *c.listeners[0]).is_ok());
   old.join();
+}
+
+TEST(Collectives, AFailingCheckEndsFormingAtOnceWithItsError) {
+  // Rank 0 waits for rank 1 to accept; rank 1 is still loading (it accepts nothing).
+  Cluster c = make_cluster(2);
+  std::atomic<bool> rank1_failed{false};
+  GroupOptions o;
+  o.key = kKey;
+  o.members = c.members;
+  o.connect_timeout_ms = 60000;
+  o.check = [&] { return rank1_failed ? unavailable("r1: cannot load its part") : Status::ok(); };
+  for (int rank : {0, 1}) {
+    o.rank = rank;
+    rank1_failed = false;
+    std::thread reporter([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      rank1_failed = true;
+    });
+    const auto t0 = std::chrono::steady_clock::now();
+    auto g = Group::form(o, *c.listeners[rank]);  // rank 1 dials rank 0, whose backlog holds it
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+    reporter.join();
+    ASSERT_FALSE(g.is_ok());
+    EXPECT_EQ(g.status().message(), "r1: cannot load its part");
+    EXPECT_LT(ms, 1000) << "rank " << rank;
+  }
 }
 
 TEST(DataFrames, GarbageHeadersAreRefusedWithAReason) {

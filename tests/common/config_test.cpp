@@ -68,10 +68,10 @@ token_file = "/etc/clusterd/tokens.toml"
 
 TEST(ParseConfigText, ConfigKeysListsEveryKeyTheParserReads) {
   EXPECT_EQ(config_keys(),
-            (std::vector<std::string>{"name", "data_dir", "api_addr", "control_port", "discovery_port", "data_port", "interfaces",
-                                      "cluster_key_file", "peers", "multicast", "beacon_interval_ms", "peer_timeout_ms",
-                                      "log_level", "token_file", "max_sequences", "max_batch_tokens", "queue_depth",
-                                      "kv_cache_tokens"}));
+            (std::vector<std::string>{"name", "data_dir", "api_addr", "control_port", "discovery_port", "data_port",
+                                      "interfaces", "cluster_key_file", "peers", "multicast", "beacon_interval_ms",
+                                      "peer_timeout_ms", "log_level", "token_file", "max_sequences", "max_batch_tokens",
+                                      "queue_depth", "kv_cache_tokens", "threads"}));
 }
 
 TEST(ParseConfigText, ServingLimitsAreReadAndChecked) {

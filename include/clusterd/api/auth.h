@@ -3,6 +3,8 @@
 //   name = "alice"            # shown in logs, never the token itself
 //   token = "at least 16 characters"
 //   scopes = ["inference"]    # "read", "inference", "admin"
+//   requests_per_minute = 60  # optional rate limits; absent or 0: unlimited
+//   tokens_per_minute = 20000 # prompt + generated tokens
 // "admin" includes "inference", which includes "read".
 #pragma once
 
@@ -21,7 +23,9 @@ const char* scope_name(Scope scope);
 struct ApiToken {
   std::string name;
   std::string token;
-  Scope scope = Scope::kRead;  // the highest scope listed
+  Scope scope = Scope::kRead;       // the highest scope listed
+  int64_t requests_per_minute = 0;  // 0: unlimited
+  int64_t tokens_per_minute = 0;    // 0: unlimited
 };
 
 class TokenStore {
@@ -36,6 +40,7 @@ class TokenStore {
   // Checks an Authorization header value ("Bearer X") against the scope a route needs.
   // `who` gets the token's name on success.
   Decision check(std::string_view authorization, Scope needed, std::string& who) const;
+  const std::vector<ApiToken>& tokens() const { return tokens_; }
 
  private:
   std::vector<ApiToken> tokens_;

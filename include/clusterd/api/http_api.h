@@ -2,11 +2,13 @@
 // counters, /metrics. What the routes report comes from an ApiBackend the node provides.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -14,6 +16,7 @@
 #include "clusterd/api/auth.h"
 #include "clusterd/api/metrics.h"
 #include "clusterd/api/openai.h"
+#include "clusterd/api/rate_limit.h"
 #include "clusterd/common/status.h"
 
 namespace httplib {
@@ -23,6 +26,13 @@ struct Response;
 }  // namespace httplib
 
 namespace clusterd {
+
+// A peer's HTTP API that serves a model this node does not coordinate.
+struct PeerRoute {
+  std::string host;
+  uint16_t port = 0;
+  std::string node;  // its name, for messages
+};
 
 class ApiBackend {
  public:
@@ -47,12 +57,34 @@ class ApiBackend {
   virtual Result<CompletionResult> complete(const CompletionRequest& request,
                                             const std::function<bool(std::string_view)>& on_text) = 0;
   virtual nlohmann::json models_list() const = 0;  // GET /v1/models
+  // Where to forward a generation request for `model` when a live peer coordinates it
+  // and this node does not; nullopt otherwise.
+  virtual std::optional<PeerRoute> coordinator_route(const std::string& model) const = 0;
 };
 
 struct HttpApiOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8000;
   size_t max_body_bytes = 4u << 20;
+  int threads = 128;  // connections served at once (a streaming reply holds one)
+  // Signs requests this node forwards to a model's coordinator (and checks those that
+  // peers forward here); empty: forwarding is off.
+  std::string forward_key;
+};
+
+// What the request log line says about one generation request.
+struct GenerationLog {
+  std::string route, token, model, finish_reason, error;
+  std::string proxied_to;  // the coordinator a forwarded request went to
+  bool stream = false;
+  bool deferred = false;  // a stream: written when it ends
+  int status = 0;
+  int prompt_tokens = 0, completion_tokens = 0;
+  double queue_ms = 0, first_token_ms = 0;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+
+  void record(const CompletionResult& result);
+  void write() const;
 };
 
 // Sets a pretty-printed JSON body.
@@ -81,15 +113,27 @@ class HttpApi {
   // A POST route taking a JSON object body.
   void post(const std::string& route, Scope scope,
             std::function<Result<nlohmann::json>(const nlohmann::json&)> handler);
-  bool authorize(const httplib::Request& req, httplib::Response& res, const std::string& route, Scope scope);
+  // Checks the bearer token for `scope`; `who` gets the token's name.
+  bool authorize(const httplib::Request& req, httplib::Response& res, const std::string& route, Scope scope,
+                 std::string* who = nullptr);
   void add_openai_routes();  // openai_routes.cpp
-  void completions(const httplib::Request& req, httplib::Response& res, bool chat);
-  void inference(const httplib::Request& req, httplib::Response& res);
+  // 429 with Retry-After when `who` is over a rate limit.
+  bool within_rate_limit(const std::string& who, bool count_request, httplib::Response& res);
+  // Proxying to a model's coordinator (proxy.cpp). A forwarded request carries a
+  // proof made with the cluster key, so the coordinator skips the request-count limit
+  // that the first node applied.
+  std::string forward_proof(const httplib::Request& req) const;
+  bool forwarded_by_peer(const httplib::Request& req) const;
+  void proxy(const httplib::Request& req, httplib::Response& res, const PeerRoute& route,
+             const std::shared_ptr<GenerationLog>& log);
+  // /v1/inference, /v1/completions and /v1/chat/completions (log->route says which).
+  void generation(const httplib::Request& req, httplib::Response& res, const std::shared_ptr<GenerationLog>& log);
   void count(const std::string& route, int status);
   void write_http_metrics(MetricsWriter& out) const;
 
   ApiBackend& backend_;
   TokenStore tokens_;
+  RateLimiter limiter_;
   HttpApiOptions options_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;

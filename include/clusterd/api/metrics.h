@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "clusterd/common/histogram.h"
+
 namespace clusterd {
 
 using MetricLabels = std::vector<std::pair<std::string, std::string>>;
@@ -17,6 +19,8 @@ class MetricsWriter {
   void family(std::string_view name, std::string_view type, std::string_view help);
   void sample(std::string_view name, const MetricLabels& labels, double value);
   void sample(std::string_view name, double value) { sample(name, {}, value); }
+  // The samples of a histogram family: cumulative NAME_bucket{le=...}, NAME_sum, NAME_count.
+  void histogram(std::string_view name, const MetricLabels& labels, const Histogram& h);
   const std::string& text() const { return out_; }
 
  private:

@@ -40,12 +40,14 @@ struct CompletionRequest {
 
 struct CompletionResult {
   std::string text;
-  std::string finish_reason;  // "stop" or "length"
+  std::string finish_reason;    // "stop" or "length"
   std::vector<int32_t> tokens;  // generated token ids
   int prompt_tokens = 0;
   int completion_tokens = 0;
   double prompt_ms = 0;
   double generation_ms = 0;
+  double queue_ms = 0;        // waiting for a place in the batch
+  double first_token_ms = 0;  // arrival to first token
 };
 
 // A field error: Status invalid_argument whose message starts with the field name in
@@ -61,6 +63,9 @@ bool parse_completion_request(const nlohmann::json& body, bool chat, CompletionR
 
 // "chatcmpl-" or "cmpl-" followed by 24 random hex digits.
 std::string completion_id(bool chat);
+
+// Per-request timings (queue, first token, prompt, generation, tokens/s) in milliseconds.
+nlohmann::json timings_of(const CompletionResult& result);
 
 // The whole reply.
 nlohmann::json completion_response(const CompletionRequest& request, const CompletionResult& result,

@@ -22,6 +22,11 @@ enum class DataOp : uint8_t {
   kAllGather = 3,
   kBroadcast = 4,
   kReduceScatter = 5,
+  // The slice link (a model's bytes streamed to a rank without a copy; node/slices.h).
+  kSliceHello = 16,    // flags 0: hello, 1: proof
+  kSliceRequest = 17,  // flags 0: a byte range {u64 offset, u64 length}, 1: the manifest
+  kSliceData = 18,     // the reply, in pieces of at most kSliceDataPiece bytes
+  kSliceError = 19,    // the reply when a request cannot be served: a message
 };
 const char* data_op_name(DataOp op);
 

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -32,6 +33,9 @@ struct GroupOptions {
   std::vector<GroupMember> members;  // index = rank
   int deadline_ms = 5000;            // per operation
   int connect_timeout_ms = 10000;    // to form the group
+  // Polled about every 100 ms while the group forms: a non-OK status ends form() with
+  // that status at once (another rank could not load its part, the load was cancelled).
+  std::function<Status()> check = nullptr;
   // All-reduce sends whole buffers to every peer up to this size, and uses
   // reduce-scatter + all-gather above it.
   size_t mesh_max_bytes = 64 * 1024;

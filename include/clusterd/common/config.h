@@ -28,7 +28,7 @@ struct Config {
   std::string api_addr = "127.0.0.1:8000";
   uint16_t control_port = 8001;
   uint16_t discovery_port = 8888;
-  uint16_t data_port = 8002;  // TCP data links of model groups
+  uint16_t data_port = 8002;               // TCP data links of model groups
   std::vector<std::string> interfaces;     // empty: every up, non-loopback IPv4 interface
   std::filesystem::path cluster_key_file;  // empty: DATA_DIR/cluster.key, made if missing
   std::vector<std::string> peers;          // static peers, "HOST:PORT" of their discovery port
@@ -42,6 +42,7 @@ struct Config {
   int max_batch_tokens = 512;   // tokens per forward step
   int queue_depth = 64;         // waiting requests per instance; more get 503
   int64_t kv_cache_tokens = 0;  // KV positions per instance; 0: max_sequences * ctx
+  int threads = 0;              // engine threads per model instance on this node; 0: every core
 };
 
 // Every key the config file accepts, in the order configs/clusterd.toml documents them.

@@ -19,6 +19,8 @@ struct Model {
 
   // Opens and validates the file, reads the tokenizer and hyper-parameters.
   static Result<std::unique_ptr<Model>> open(const std::filesystem::path& path);
+  // The same over a file already parsed (an image of slices streamed from a peer).
+  static Result<std::unique_ptr<Model>> from_file(std::unique_ptr<GgufFile> file);
 };
 
 // KV-cache bytes per token of context for the whole model at `kv_type`.

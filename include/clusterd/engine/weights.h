@@ -15,25 +15,25 @@
 namespace clusterd {
 
 struct LayerWeights {
-  std::vector<float> attn_norm;  // (n_embd)
-  WeightMatrix wq;               // (n_embd -> shard q heads * head_dim)
-  WeightMatrix wk, wv;           // (n_embd -> shard kv heads * head_dim)
-  std::vector<float> bq, bk, bv;  // qwen2 biases of the shard's rows; empty otherwise
+  std::vector<float> attn_norm;       // (n_embd)
+  WeightMatrix wq;                    // (n_embd -> shard q heads * head_dim)
+  WeightMatrix wk, wv;                // (n_embd -> shard kv heads * head_dim)
+  std::vector<float> bq, bk, bv;      // qwen2 biases of the shard's rows; empty otherwise
   std::vector<float> q_norm, k_norm;  // qwen3 (head_dim); empty otherwise
-  WeightMatrix wo;               // (shard q heads * head_dim -> n_embd): a column slice
-  std::vector<float> ffn_norm;   // (n_embd)
-  WeightMatrix w_gate, w_up;     // (n_embd -> shard ffn columns)
-  WeightMatrix w_down;           // (shard ffn columns -> n_embd): a column slice
+  WeightMatrix wo;                    // (shard q heads * head_dim -> n_embd): a column slice
+  std::vector<float> ffn_norm;        // (n_embd)
+  WeightMatrix w_gate, w_up;          // (n_embd -> shard ffn columns)
+  WeightMatrix w_down;                // (shard ffn columns -> n_embd): a column slice
 };
 
 struct ModelWeights {
   ModelParams params;
   Shard shard;
-  WeightMatrix token_embd;          // (n_embd, n_vocab), replicated
-  std::vector<float> output_norm;   // (n_embd)
-  WeightMatrix output;              // (n_embd -> shard vocab rows)
-  std::vector<float> rope_freqs;    // (n_rot / 2) frequency divisors, llama 3.1; empty otherwise
-  std::vector<LayerWeights> layers; // indexed by layer - shard.layer_begin
+  WeightMatrix token_embd;           // (n_embd, n_vocab), replicated
+  std::vector<float> output_norm;    // (n_embd)
+  WeightMatrix output;               // (n_embd -> shard vocab rows)
+  std::vector<float> rope_freqs;     // (n_rot / 2) frequency divisors, llama 3.1; empty otherwise
+  std::vector<LayerWeights> layers;  // indexed by layer - shard.layer_begin
   // Column slices that did not align with their type's blocks, requantized at load
   // time (to Q8_0 where 32-aligned, else F32); the views above point into these.
   std::vector<std::vector<uint8_t>> requantized;
@@ -46,5 +46,18 @@ struct ModelWeights {
 // Builds the views. The file must outlive the result. Errors name the file and the
 // tensor ("x.gguf: tensor blk.2.ffn_up.weight has shape [128, 384], expected [128, 512]").
 Result<ModelWeights> load_weights(const GgufFile& file, const ModelParams& params, const Shard& shard);
+
+// Bytes [begin, end) of one tensor's data.
+struct TensorByteRange {
+  std::string tensor;
+  uint64_t begin = 0;
+  uint64_t end = 0;
+};
+
+// The bytes load_weights reads for `shard`, per tensor: a row range of the tensors
+// split by rows (q, k, v, gate, up, output), the whole of the others (norms, the
+// embedding, and attn_output and ffn_down, split by columns so every row is read).
+// Tensors the file lacks are left out (load_weights reports them).
+std::vector<TensorByteRange> shard_byte_ranges(const GgufFile& file, const ModelParams& params, const Shard& shard);
 
 }  // namespace clusterd

@@ -22,8 +22,19 @@
 namespace clusterd {
 
 enum class GgufValueType : uint32_t {
-  kUint8 = 0, kInt8 = 1, kUint16 = 2, kInt16 = 3, kUint32 = 4, kInt32 = 5, kFloat32 = 6,
-  kBool = 7, kString = 8, kArray = 9, kUint64 = 10, kInt64 = 11, kFloat64 = 12,
+  kUint8 = 0,
+  kInt8 = 1,
+  kUint16 = 2,
+  kInt16 = 3,
+  kUint32 = 4,
+  kInt32 = 5,
+  kFloat32 = 6,
+  kBool = 7,
+  kString = 8,
+  kArray = 9,
+  kUint64 = 10,
+  kInt64 = 11,
+  kFloat64 = 12,
 };
 
 // One metadata value. Arrays hold values of one type (possibly arrays themselves).
@@ -65,9 +76,9 @@ const char* gguf_value_type_name(GgufValueType type);
 constexpr int kGgufMaxDims = 4;
 
 // Reader limits: a file beyond them is refused with an error, never half-read.
-constexpr int kGgufMaxArrayDepth = 8;                      // arrays of arrays of ...
-constexpr uint64_t kGgufMaxNameLength = 65535;             // keys and tensor names, in bytes
-constexpr uint64_t kGgufMaxMetadataValues = 1u << 22;      // scalars + array elements, all keys
+constexpr int kGgufMaxArrayDepth = 8;                         // arrays of arrays of ...
+constexpr uint64_t kGgufMaxNameLength = 65535;                // keys and tensor names, in bytes
+constexpr uint64_t kGgufMaxMetadataValues = 1u << 22;         // scalars + array elements, all keys
 constexpr int64_t kGgufMaxTensorElements = int64_t{1} << 50;  // per tensor
 
 struct GgufTensorInfo {
@@ -75,8 +86,8 @@ struct GgufTensorInfo {
   TensorType type = TensorType::kF32;
   int n_dims = 0;
   int64_t ne[kGgufMaxDims] = {1, 1, 1, 1};  // ne[0] is the row length (contiguous)
-  uint64_t offset = 0;  // from the start of the data section
-  uint64_t size = 0;    // bytes
+  uint64_t offset = 0;                      // from the start of the data section
+  uint64_t size = 0;                        // bytes
   int64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
 };
 
@@ -91,6 +102,10 @@ class GgufFile {
   // Parses an in-memory image (tests, fuzzing); `name` is used in errors. The bytes
   // must outlive the returned object.
   static Result<std::unique_ptr<GgufFile>> parse(std::span<const uint8_t> bytes, const std::string& name);
+  // The same over bytes that `owner` keeps alive (a buffer of slices streamed from a
+  // peer); the file holds `owner` until it is destroyed.
+  static Result<std::unique_ptr<GgufFile>> parse(std::span<const uint8_t> bytes, const std::string& name,
+                                                 std::shared_ptr<const void> owner);
   ~GgufFile();
 
   uint32_t version() const { return version_; }
@@ -110,6 +125,7 @@ class GgufFile {
   std::string name_;
   void* map_ = nullptr;  // munmap'ed in the destructor when set
   size_t map_size_ = 0;
+  std::shared_ptr<const void> owner_;
   std::span<const uint8_t> bytes_;
   uint32_t version_ = 0;
   uint32_t alignment_ = 32;

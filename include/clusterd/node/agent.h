@@ -2,6 +2,7 @@
 // HTTP API together, and owns the threads (one io thread, the HTTP pool).
 #pragma once
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -13,13 +14,14 @@
 
 #include "clusterd/api/http_api.h"
 #include "clusterd/collective/group.h"
-#include "clusterd/serving/instance.h"
 #include "clusterd/common/clock.h"
 #include "clusterd/common/config.h"
 #include "clusterd/common/node_identity.h"
 #include "clusterd/discovery/discovery.h"
 #include "clusterd/discovery/peer_table.h"
 #include "clusterd/node/inventory.h"
+#include "clusterd/node/slices.h"
+#include "clusterd/serving/instance.h"
 #include "clusterd/transport/control_plane.h"
 
 namespace clusterd {
@@ -49,6 +51,7 @@ class Agent final : public ApiBackend {
   Result<CompletionResult> complete(const CompletionRequest& request,
                                     const std::function<bool(std::string_view)>& on_text) override;
   nlohmann::json models_list() const override;
+  std::optional<PeerRoute> coordinator_route(const std::string& model) const override;
 
  private:
   Status choose_interfaces();
@@ -71,12 +74,28 @@ class Agent final : public ApiBackend {
     nlohmann::json plan;
     InstanceSpec spec;
     std::unique_ptr<ModelInstance> instance;  // this node's rank, once loaded
+    std::vector<double> progress;             // per rank, 0..1 (instances_mu_)
+    std::vector<std::string> rank_ids;        // node ids by rank (the coordinator's entry)
+    std::atomic<bool> cancelled{false};       // a rank's load: the coordinator unloaded it
   };
   void on_load_request(const std::string& from, const nlohmann::json& spec);
   void on_unload_request(const std::string& name);
   void on_load_failed(const std::string& from, const nlohmann::json& message);
+  void on_load_progress(const std::string& from, const nlohmann::json& message);
+  // A rank's load on this node (a loader thread): its slices, then the group.
+  void load_rank(const std::shared_ptr<InstanceEntry>& entry, const std::string& from);
+  // The manifest of the model file at `path`, built once per path, size and mtime
+  // (load_mu_ held); `progress` gets 0..1 while the file is hashed.
+  Result<std::shared_ptr<const ManifestDocument>> manifest_for(const std::string& path,
+                                                               const std::function<void(double)>& progress);
+  // Fails while forming `entry`'s group once a rank reported failure or left.
+  Status check_forming(const InstanceEntry& entry) const;
   nlohmann::json instance_document(const InstanceEntry& entry) const;
   void send_to_peer(const std::string& peer, nlohmann::json message);  // from any thread
+  // Tells peers when the set of models this node coordinates changes (io thread).
+  void announce_models();
+  // Serving families of /metrics for the instances this node coordinates (agent_completions.cpp).
+  void write_serving_metrics(MetricsWriter& out) const;
   // The instance `model` this node coordinates, or the error to return.
   Result<std::shared_ptr<InstanceEntry>> coordinated_instance(const std::string& model) const;
 
@@ -99,12 +118,18 @@ class Agent final : public ApiBackend {
   std::map<std::string, nlohmann::json> peer_links_;  // links each peer reports, by peer id
   // Discovery endpoints ("ip:port") peers told us about, with when they last did (io thread).
   std::map<std::string, int64_t> gossiped_endpoints_;
-  std::map<std::string, uint16_t> peer_data_ports_;   // by peer id (state_mu_)
+  std::map<std::string, uint16_t> peer_data_ports_;              // by peer id (state_mu_)
+  std::map<std::string, std::vector<std::string>> peer_models_;  // models each peer coordinates (state_mu_)
+  nlohmann::json announced_models_ = nlohmann::json::array();    // what peers were last told (io thread)
   std::unique_ptr<DataListener> data_listener_;
   std::mutex load_mu_;  // one load at a time: the data listener serves one forming group
   mutable std::mutex instances_mu_;
   std::map<std::string, std::shared_ptr<InstanceEntry>> instances_;
-  std::vector<std::thread> loaders_;  // peers' loads, joined at shutdown
+  // Loads this node coordinated that failed, by name, shown as "failed" until the
+  // name is loaded again or unloaded (instances_mu_).
+  std::map<std::string, std::shared_ptr<InstanceEntry>> failed_instances_;
+  std::map<std::string, std::shared_ptr<const ManifestDocument>> manifests_;  // by path|size|mtime (load_mu_)
+  std::vector<std::thread> loaders_;                                          // peers' loads, joined at shutdown
   int64_t started_ms_ = 0;
   int64_t last_control_tick_ms_ = 0;
   int64_t last_inventory_ms_ = 0;

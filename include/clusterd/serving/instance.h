@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -16,6 +17,7 @@
 #include "clusterd/engine/generate.h"
 #include "clusterd/engine/model.h"
 #include "clusterd/serving/group_runner.h"
+#include "clusterd/serving/scheduler.h"
 
 namespace clusterd {
 
@@ -31,6 +33,12 @@ struct InstanceSpec {
   int threads = 0;  // 0: all cores
   int deadline_ms = 5000;
   nlohmann::json plan;  // the whole plan, for reports
+  // The model's content, for ranks without a copy (empty on one-node loads): the
+  // file's SHA-256, its manifest's SHA-256, and the coordinator's slice server port
+  // (on members[0].host). See node/slices.h.
+  std::string model_sha256;
+  std::string manifest_sha256;
+  uint16_t slice_port = 0;
 
   nlohmann::json to_json() const;
   static Result<InstanceSpec> from_json(const nlohmann::json& doc);
@@ -40,13 +48,23 @@ struct InstanceSpec {
 nlohmann::json shard_to_json(const Shard& shard);
 Result<Shard> shard_from_json(const nlohmann::json& doc);
 
+struct InstanceLoadOptions {
+  // Opened by the caller (a checked local copy, streamed slices); null: open spec.model_path.
+  std::unique_ptr<Model> model;
+  // Polled while the group forms; a non-OK status fails the load with it at once.
+  std::function<Status()> check = nullptr;
+  int connect_timeout_ms = 30000;  // for the whole group to connect
+  int threads = 0;                 // this node's engine threads; 0: the spec's, else every core
+};
+
 class ModelInstance {
  public:
-  // Opens the model, reads this rank's slices, and joins the group on `listener`
-  // (blocking until every rank is connected or the connect timeout passes). On rank > 0
-  // it then follows rank 0 on a thread of its own.
+  // Opens the model (unless `options` brings it), builds this rank's weights, and joins
+  // the group on `listener` (blocking until every rank is connected, the check fails,
+  // or the connect timeout passes). On rank > 0 it then follows rank 0 on a thread of
+  // its own.
   static Result<std::unique_ptr<ModelInstance>> load(const InstanceSpec& spec, const std::string& cluster_key,
-                                                     DataListener& listener);
+                                                     DataListener& listener, InstanceLoadOptions options = {});
   ~ModelInstance();
 
   const InstanceSpec& spec() const { return spec_; }
@@ -55,9 +73,14 @@ class ModelInstance {
   std::string state() const;
   std::string error() const;
 
-  // Rank 0: generates one request (requests run one at a time).
+  // Rank 0: starts continuous batching with `options` (max_sequences is capped at the
+  // spec's); later calls change nothing. generate() starts it with defaults if needed.
+  void start_scheduler(SchedulerOptions options);
+  // Rank 0: generates one request in the running batch (see Scheduler::generate).
   Result<GenerateResult> generate(const GenerateRequest& request,
                                   const std::function<bool(std::string_view)>& on_text = {});
+  // Rank 0: what the scheduler has done (empty before the first request).
+  ServingStats serving_stats() const;
   // Rank 0: tells the followers to stop and closes the group. Others: waits for that.
   void unload();
 
@@ -71,11 +94,11 @@ class ModelInstance {
   std::unique_ptr<Group> group_;
   std::unique_ptr<GroupRunner> runner_;
   std::thread follower_;
-  std::mutex generate_mu_;  // one request at a time for now
+  mutable std::mutex scheduler_mu_;
+  std::shared_ptr<Scheduler> scheduler_;  // rank 0; the only user of runner_ there
   mutable std::mutex state_mu_;
   std::string state_ = "ready";
   std::string error_;
-  int next_seq_ = 0;
 };
 
 }  // namespace clusterd

@@ -26,7 +26,7 @@ namespace clusterd {
 struct SchedulerOptions {
   int max_sequences = 16;       // running at once (at most the KV cache's sequence slots)
   int max_batch_tokens = 512;   // tokens per step: decoding sequences first, then prompt chunks
-  int queue_depth = 64;         // waiting requests; one more is refused (unavailable)
+  int queue_depth = 64;         // requests that may wait for a place; one more is refused (unavailable)
   int64_t kv_cache_tokens = 0;  // positions all running sequences may hold; 0: max_sequences * n_ctx
 };
 
