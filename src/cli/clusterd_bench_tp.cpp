@@ -1,6 +1,6 @@
 // clusterd bench tp: decode speed of a model split over processes on this machine with
-// tensor parallelism (TCP groups on loopback), next to one process with the same total
-// number of threads, measured in the same run.
+// tensor parallelism and with pipeline parallelism (TCP groups on loopback), next to
+// one process with the same total number of threads, measured in the same run.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,6 +39,50 @@ Result<double> decode_speed(StepRunner& runner, const TpBenchOptions& o, int n_v
   return o.tokens / std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
+// Decode speed of the model split over o.ranks processes (rank 0 here, the others
+// forked) with `strategy`.
+Result<double> split_speed(const Model& model, const TpBenchOptions& o, PlanStrategy strategy, int ctx) {
+  const ModelParams& p = model.params;
+  std::vector<PlanNode> nodes;
+  for (int r = 0; r < o.ranks; ++r) nodes.push_back({"p" + std::to_string(r), "p" + std::to_string(r), 1ull << 40});
+  auto footprint = footprint_of(*model.file, p);
+  if (!footprint.is_ok()) return footprint.status();
+  auto plan = plan_model(*footprint, nodes, PlanRequest{strategy, true, ctx, 1});
+  if (!plan.is_ok()) return plan.status();
+  std::vector<std::unique_ptr<DataListener>> listeners;
+  std::vector<GroupMember> members;
+  for (int r = 0; r < o.ranks; ++r) {
+    auto l = DataListener::bind(0);
+    if (!l.is_ok()) return l.status();
+    members.push_back({"127.0.0.1", (*l)->port(), "p" + std::to_string(r)});
+    listeners.push_back(std::move(*l));
+  }
+  const uint64_t epoch = strategy == PlanStrategy::kTensor ? 1 : 2;
+  auto run_rank = [&](int r) -> Result<double> {
+    auto weights = load_weights(*model.file, p, plan->ranks[r].shard);
+    if (!weights.is_ok()) return weights.status();
+    auto group = Group::form(GroupOptions{"bench-tp-key-0123456789abcdef", epoch, r, members}, *listeners[r]);
+    if (!group.is_ok()) return group.status();
+    GroupRunner runner(**group, *weights, TransformerOptions{ctx, 1, TensorType::kF16, o.threads_per_rank});
+    if (r != 0) {
+      if (Status s = runner.follow(); !s.is_ok()) return s;
+      return 0.0;
+    }
+    auto speed = decode_speed(runner, o, p.n_vocab);
+    (void)runner.finish();
+    return speed;
+  };
+  std::vector<pid_t> children;
+  for (int r = 1; r < o.ranks; ++r) {
+    pid_t pid = fork();
+    if (pid == 0) _exit(run_rank(r).is_ok() ? 0 : 1);
+    children.push_back(pid);
+  }
+  auto speed = run_rank(0);
+  for (pid_t pid : children) waitpid(pid, nullptr, 0);
+  return speed;
+}
+
 int bench_tp(const TpBenchOptions& o) {
   auto model = Model::open(o.model);
   if (!model.is_ok()) {
@@ -57,54 +101,20 @@ int bench_tp(const TpBenchOptions& o) {
     if (!speed.is_ok()) return 1;
     alone = *speed;
   }
-  std::vector<PlanNode> nodes;
-  for (int r = 0; r < o.ranks; ++r) nodes.push_back({"p" + std::to_string(r), "p" + std::to_string(r), 1ull << 40});
-  auto footprint = footprint_of(*(*model)->file, p);
-  if (!footprint.is_ok()) return 1;
-  auto plan = plan_model(*footprint, nodes, PlanRequest{PlanStrategy::kTensor, true, ctx, 1});
-  if (!plan.is_ok()) {
-    std::fprintf(stderr, "clusterd: %s\n", plan.status().message().c_str());
-    return 1;
-  }
-  std::vector<std::unique_ptr<DataListener>> listeners;
-  std::vector<GroupMember> members;
-  for (int r = 0; r < o.ranks; ++r) {
-    auto l = DataListener::bind(0);
-    if (!l.is_ok()) return 1;
-    members.push_back({"127.0.0.1", (*l)->port(), "p" + std::to_string(r)});
-    listeners.push_back(std::move(*l));
-  }
-  auto run_rank = [&](int r) -> Result<double> {
-    auto weights = load_weights(*(*model)->file, p, plan->ranks[r].shard);
-    if (!weights.is_ok()) return weights.status();
-    auto group = Group::form(GroupOptions{"bench-tp-key-0123456789abcdef", 1, r, members}, *listeners[r]);
-    if (!group.is_ok()) return group.status();
-    GroupRunner runner(**group, *weights, TransformerOptions{ctx, 1, TensorType::kF16, o.threads_per_rank});
-    if (r != 0) {
-      if (Status s = runner.follow(); !s.is_ok()) return s;
-      return 0.0;
-    }
-    auto speed = decode_speed(runner, o, p.n_vocab);
-    (void)runner.finish();
-    return speed;
-  };
-  std::vector<pid_t> children;
-  for (int r = 1; r < o.ranks; ++r) {
-    pid_t pid = fork();
-    if (pid == 0) _exit(run_rank(r).is_ok() ? 0 : 1);
-    children.push_back(pid);
-  }
-  auto tp = run_rank(0);
-  for (pid_t pid : children) waitpid(pid, nullptr, 0);
-  if (!tp.is_ok()) {
-    std::fprintf(stderr, "clusterd: %s\n", tp.status().message().c_str());
-    return 1;
-  }
   std::printf("%-34s %10s\n", "decode (tg)", "tokens/s");
-  std::printf("%-34s %10.1f\n", ("1 process x " + std::to_string(o.ranks * o.threads_per_rank) + " threads").c_str(), alone);
-  std::printf("%-34s %10.1f   (%.2fx)\n",
-              ("TP " + std::to_string(o.ranks) + " processes x " + std::to_string(o.threads_per_rank) + " thread(s)").c_str(),
-              *tp, *tp / alone);
+  std::printf("%-34s %10.1f\n", ("1 process x " + std::to_string(o.ranks * o.threads_per_rank) + " threads").c_str(),
+              alone);
+  for (PlanStrategy strategy : {PlanStrategy::kTensor, PlanStrategy::kPipeline}) {
+    auto split = split_speed(**model, o, strategy, ctx);
+    const std::string what = std::string(strategy == PlanStrategy::kTensor ? "TP " : "PP ") + std::to_string(o.ranks) +
+                             " processes x " + std::to_string(o.threads_per_rank) + " thread(s)";
+    if (!split.is_ok()) {
+      std::printf("%-34s %10s   (%s)\n", what.c_str(), "-", split.status().message().c_str());
+      continue;
+    }
+    std::printf("%-34s %10.1f   (%.2fx)\n", what.c_str(), *split, *split / alone);
+    std::fflush(stdout);
+  }
   return 0;
 }
 
@@ -112,7 +122,8 @@ int bench_tp(const TpBenchOptions& o) {
 
 void add_bench_tp_command(CLI::App& bench, Runner& run) {
   auto o = std::make_shared<TpBenchOptions>();
-  auto* cmd = bench.add_subcommand("tp", "decode speed with tensor parallelism over processes on this machine");
+  auto* cmd =
+      bench.add_subcommand("tp", "decode speed split over processes on this machine (tensor and pipeline parallel)");
   cmd->add_option("--model,-m", o->model, "GGUF model file")->required();
   cmd->add_option("--ranks", o->ranks, "processes")->capture_default_str();
   cmd->add_option("--threads-per-rank", o->threads_per_rank)->capture_default_str();

@@ -50,7 +50,7 @@ void Transformer::rope(float* x, int n_heads, int pos) const {
   }
 }
 
-Status Transformer::forward(std::span<const BatchToken> batch, std::vector<float>& logits) {
+Status Transformer::forward(std::span<const BatchToken> batch, std::vector<float>& logits, std::vector<float>* hidden) {
   const ModelParams& p = w_.params;
   const Shard& sh = w_.shard;
   const int T = static_cast<int>(batch.size());
@@ -59,9 +59,11 @@ Status Transformer::forward(std::span<const BatchToken> batch, std::vector<float
   const int nkv = sh.n_kv_heads() * hd;
   const int nff = static_cast<int>(sh.n_ffn());
   for (const auto& t : batch) {
-    if (t.token < 0 || t.token >= p.n_vocab) return invalid_argument("token id " + std::to_string(t.token) + " outside the vocabulary");
+    if (t.token < 0 || t.token >= p.n_vocab)
+      return invalid_argument("token id " + std::to_string(t.token) + " outside the vocabulary");
     if (t.pos < 0 || t.pos >= options_.n_ctx) {
-      return invalid_argument("position " + std::to_string(t.pos) + " beyond the context of " + std::to_string(options_.n_ctx));
+      return invalid_argument("position " + std::to_string(t.pos) + " beyond the context of " +
+                              std::to_string(options_.n_ctx));
     }
     if (Status s = kv_.reserve(t.seq, t.pos + 1); !s.is_ok()) return s;
   }
@@ -75,10 +77,17 @@ Status Transformer::forward(std::span<const BatchToken> batch, std::vector<float
   gate_.resize(static_cast<size_t>(T) * nff);
   up_.resize(gate_.size());
 
-  // x = token_embd[token]                                 (T, n_embd)
-  for (int t = 0; t < T; ++t) {
-    const uint8_t* row = w_.token_embd.data + static_cast<size_t>(batch[t].token) * w_.token_embd.row_stride;
-    dequantize_row(w_.token_embd.type, row, &x_[static_cast<size_t>(t) * E], E);
+  // x = token_embd[token], or the previous pipeline stage's output   (T, n_embd)
+  if (sh.embeds) {
+    for (int t = 0; t < T; ++t) {
+      const uint8_t* row = w_.token_embd.data + static_cast<size_t>(batch[t].token) * w_.token_embd.row_stride;
+      dequantize_row(w_.token_embd.type, row, &x_[static_cast<size_t>(t) * E], E);
+    }
+  } else {
+    if (hidden == nullptr || hidden->size() != x_.size()) {
+      return invalid_argument("a pipeline stage without the embedding needs the previous stage's activations");
+    }
+    std::copy(hidden->begin(), hidden->end(), x_.begin());
   }
 
   for (int l = 0; l < static_cast<int>(w_.layers.size()); ++l) {
@@ -103,8 +112,8 @@ Status Transformer::forward(std::span<const BatchToken> batch, std::vector<float
       rope(k, nkv / hd, batch[t].pos);
       kv_.store(batch[t].seq, l, batch[t].pos, k, &v_[static_cast<size_t>(t) * nkv]);
     }
-    attention(l, batch);                                        // (T, nq)
-    matmul(L.wo, att_.data(), T, proj_.data(), pool_, scratch_);  // (T, n_embd), partial over shards
+    attention(l, batch);                                                     // (T, nq)
+    matmul(L.wo, att_.data(), T, proj_.data(), pool_, scratch_);             // (T, n_embd), partial over shards
     if (Status s = collective_.all_reduce_sum(proj_); !s.is_ok()) return s;  // TP point 1
     for (size_t i = 0; i < x_.size(); ++i) x_[i] += proj_[i];
 
@@ -113,13 +122,18 @@ Status Transformer::forward(std::span<const BatchToken> batch, std::vector<float
     matmul(L.w_gate, xb_.data(), T, gate_.data(), pool_, scratch_);  // (T, nff)
     matmul(L.w_up, xb_.data(), T, up_.data(), pool_, scratch_);      // (T, nff)
     for (size_t i = 0; i < gate_.size(); ++i) gate_[i] = silu(gate_[i]) * up_[i];
-    matmul(L.w_down, gate_.data(), T, proj_.data(), pool_, scratch_);  // (T, n_embd), partial
+    matmul(L.w_down, gate_.data(), T, proj_.data(), pool_, scratch_);        // (T, n_embd), partial
     if (Status s = collective_.all_reduce_sum(proj_); !s.is_ok()) return s;  // TP point 2
     for (size_t i = 0; i < x_.size(); ++i) x_[i] += proj_[i];
   }
 
+  // A pipeline stage before the last hands its activations on.
+  if (!sh.outputs) {
+    if (hidden != nullptr) *hidden = x_;
+    return Status::ok();
+  }
+
   // Output: logits = output · norm(x) for the tokens that want them  (n, shard vocab)
-  if (!sh.outputs) return Status::ok();
   std::vector<int> rows;
   for (int t = 0; t < T; ++t) {
     if (batch[t].logits) rows.push_back(t);

@@ -97,9 +97,6 @@ Result<nlohmann::json> Agent::load_model(const nlohmann::json& body) {
   if (!ctx.is_ok()) return ctx.status();
   auto strategy = parse_plan_strategy(*strategy_name);
   if (!strategy.is_ok()) return strategy.status();
-  if (*strategy == PlanStrategy::kPipeline) {
-    return invalid_argument("field 'strategy': pipeline serving is not available yet; use tensor or auto");
-  }
   const bool dry_run = body.value("dry_run", false);
   if (name->empty() || name->size() > 128) return invalid_argument("field 'name' must be 1 to 128 characters");
 

@@ -56,6 +56,17 @@ done
 wait_until 5 eval "[ \"\$(api 3 /v1/instances | jq '.instances | length')\" = 0 ]" || fail "node 3 kept its rank after unload"
 ok "unload releases every rank"
 
+for n in 2 3; do
+  nodes='["n1","n2"]'
+  [ "$n" = 3 ] && nodes='["n1","n2","n3"]'
+  doc=$(post 1 /v1/models/load "{\"model\":\"$MODEL\",\"name\":\"pp$n\",\"strategy\":\"pipeline\",\"nodes\":$nodes,\"ctx\":256}")
+  [ "$(jq -r .state <<< "$doc")" = ready ] && [ "$(jq -r .strategy <<< "$doc")" = pipeline ] || fail "pipeline load over $n nodes: $doc"
+  reply=$(infer "pp$n")
+  [ "$(jq -c .tokens <<< "$reply")" = "$expected" ] || fail "pipeline over $n nodes: $(jq -c .tokens <<< "$reply"), alone: $expected"
+  ok "stories260K in $n pipeline stages ($(jq -c '[.plan.ranks[].layers]' <<< "$doc") layers) generates the tokens one node generates"
+  [ "$(post 1 /v1/models/unload "{\"name\":\"pp$n\"}" | jq -r .state)" = unloaded ] || fail "unload pp$n"
+done
+
 err=$(post 1 /v1/inference '{"model":"nope","prompt":"x"}')
 [ "$(jq -r .error.message <<< "$err")" != null ] && grep -q "not loaded" <<< "$err" || fail "unknown model: $err"
 err=$(post 1 /v1/models/load '{"model":"/nonexistent.gguf"}')

@@ -15,6 +15,7 @@ namespace {
 struct TpCase {
   std::string model;
   int ranks;
+  PlanStrategy strategy = PlanStrategy::kTensor;
 };
 
 GenerateRequest request(const Model& m, const std::string& prompt, float temp) {
@@ -35,14 +36,16 @@ std::vector<int32_t> generate_alone(const Model& m, const GenerateRequest& req) 
   return r.is_ok() ? r->tokens : std::vector<int32_t>{};
 }
 
-std::vector<int32_t> generate_split(const Model& m, const GenerateRequest& req, int n) {
+std::vector<int32_t> generate_split(const Model& m, const GenerateRequest& req, int n,
+                                    PlanStrategy strategy = PlanStrategy::kTensor) {
   std::vector<PlanNode> nodes;
   for (int i = 0; i < n; ++i) nodes.push_back({"id" + std::to_string(i), "n" + std::to_string(i), 1ull << 34});
   auto footprint = footprint_of(*m.file, m.params);
   EXPECT_TRUE(footprint.is_ok());
-  auto plan = plan_model(*footprint, nodes, PlanRequest{PlanStrategy::kTensor, true, 128, 2});
+  auto plan = plan_model(*footprint, nodes, PlanRequest{strategy, true, 128, 2});
   EXPECT_TRUE(plan.is_ok()) << plan.status().to_string();
   if (!plan.is_ok()) return {};
+  EXPECT_EQ(plan->strategy, strategy);
   std::vector<std::unique_ptr<DataListener>> listeners;
   std::vector<GroupMember> members;
   for (int r = 0; r < n; ++r) {
@@ -82,22 +85,27 @@ TEST_P(TensorParallelGeneration, GreedyTokensEqualOneNode) {
   auto req = request(**model, "Once upon a time", 0);
   auto alone = generate_alone(**model, req);
   ASSERT_FALSE(alone.empty());
-  EXPECT_EQ(generate_split(**model, req, GetParam().ranks), alone);
+  EXPECT_EQ(generate_split(**model, req, GetParam().ranks, GetParam().strategy), alone);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Fixtures, TensorParallelGeneration,
-    ::testing::Values(TpCase{"stories260K", 2}, TpCase{"stories260K", 3}, TpCase{"stories260K", 4},
-                      TpCase{"tiny-llama-gqa.f32", 2}, TpCase{"tiny-llama-gqa.q8_0", 2},
-                      TpCase{"tiny-llama-gqa.q4_0", 2}, TpCase{"tiny-llama-gqa.q4_k", 2},
-                      TpCase{"tiny-qwen2.q8_0", 2}, TpCase{"tiny-qwen3.bf16", 2}),
-    [](const ::testing::TestParamInfo<TpCase>& info) {
-      std::string name = info.param.model + "_" + std::to_string(info.param.ranks) + "ranks";
-      for (char& c : name) {
-        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-      }
-      return name;
-    });
+INSTANTIATE_TEST_SUITE_P(Fixtures, TensorParallelGeneration,
+                         ::testing::Values(TpCase{"stories260K", 2}, TpCase{"stories260K", 3}, TpCase{"stories260K", 4},
+                                           TpCase{"tiny-llama-gqa.f32", 2}, TpCase{"tiny-llama-gqa.q8_0", 2},
+                                           TpCase{"tiny-llama-gqa.q4_0", 2}, TpCase{"tiny-llama-gqa.q4_k", 2},
+                                           TpCase{"tiny-qwen2.q8_0", 2}, TpCase{"tiny-qwen3.bf16", 2},
+                                           TpCase{"stories260K", 2, PlanStrategy::kPipeline},
+                                           TpCase{"stories260K", 3, PlanStrategy::kPipeline},
+                                           TpCase{"tiny-llama-gqa.q4_k", 2, PlanStrategy::kPipeline},
+                                           TpCase{"tiny-qwen2.q8_0", 2, PlanStrategy::kPipeline},
+                                           TpCase{"tiny-qwen3.bf16", 2, PlanStrategy::kPipeline}),
+                         [](const ::testing::TestParamInfo<TpCase>& info) {
+                           std::string name = info.param.model + "_" + std::to_string(info.param.ranks) +
+                                              (info.param.strategy == PlanStrategy::kPipeline ? "stages" : "ranks");
+                           for (char& c : name) {
+                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           }
+                           return name;
+                         });
 
 TEST(TensorParallelGeneration, SeededSamplingGivesTheSameStoryOnOneTwoAndFourRanks) {
   auto shared = testing::find_shared_dir();
@@ -108,6 +116,7 @@ TEST(TensorParallelGeneration, SeededSamplingGivesTheSameStoryOnOneTwoAndFourRan
   auto alone = generate_alone(**model, req);
   EXPECT_EQ(generate_split(**model, req, 2), alone);
   EXPECT_EQ(generate_split(**model, req, 4), alone);
+  EXPECT_EQ(generate_split(**model, req, 2, PlanStrategy::kPipeline), alone);
 }
 
 }  // namespace

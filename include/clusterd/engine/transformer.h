@@ -17,8 +17,8 @@ namespace clusterd {
 
 struct BatchToken {
   int32_t token = 0;
-  int32_t pos = 0;  // position in its sequence
-  int32_t seq = 0;  // sequence id
+  int32_t pos = 0;      // position in its sequence
+  int32_t seq = 0;      // sequence id
   bool logits = false;  // return this token's logits
 };
 
@@ -37,7 +37,10 @@ class Transformer {
   // Runs the batch. For every token with `logits` set, appends shard.n_vocab() logits
   // (this shard's vocab rows) to `logits`, in batch order. Positions must continue
   // each sequence's cache (pos = tokens already cached for that sequence).
-  Status forward(std::span<const BatchToken> batch, std::vector<float>& logits);
+  // Pipeline stages pass activations through `hidden` (tokens x n_embd): a stage that
+  // does not embed reads the previous stage's from it, one that does not output the
+  // logits writes its own into it.
+  Status forward(std::span<const BatchToken> batch, std::vector<float>& logits, std::vector<float>* hidden = nullptr);
 
   // Frees a sequence's cache.
   void release_sequence(int seq) { kv_.release(seq); }

@@ -1,9 +1,10 @@
-// A model instance spread over a group of ranks (tensor or pipeline parallel... here:
-// tensor parallel). Rank 0 coordinates: per step it broadcasts the batch (token ids,
-// positions, sequence ids, which tokens want logits), every rank runs its shard with
-// the two all-reduces per layer going through the group, each rank reduces its vocab
-// rows to top-K candidates with a log-sum-exp, and rank 0 gathers and merges them.
-// Full logits never cross the network.
+// A model instance spread over a group of ranks. Rank 0 coordinates: per step it
+// broadcasts the batch (token ids, positions, sequence ids, which tokens want logits).
+// Tensor parallel: every rank runs its shard with the two all-reduces per layer going
+// through the group, each rank reduces its vocab rows to top-K candidates with a
+// log-sum-exp, and rank 0 gathers and merges them. Pipeline parallel (each rank a
+// contiguous layer range): the stages run in turn, passing activations on, and the
+// last stage sends the candidates. Full logits never cross the network.
 #pragma once
 
 #include <memory>
@@ -48,9 +49,17 @@ class GroupRunner final : public StepRunner {
   Status send_command(Command command, int32_t a, int32_t b);
   // Runs `batch` here and gathers every rank's candidates at rank 0.
   Result<std::vector<CandidateList>> run_step(std::vector<BatchToken>& batch, int candidates);
+  Result<std::vector<CandidateList>> run_pipeline_step(std::vector<BatchToken>& batch, int rows, int candidates);
+  // Candidate lists of this rank's logits rows as floats, and back (merging `parts`
+  // ranks' lists per row; `first_rank` names the first in errors).
+  std::vector<float> pack_candidates(const Status& forward, int rows, int candidates) const;
+  Result<std::vector<CandidateList>> unpack_candidates(const std::vector<float>& packed, int parts, int rows,
+                                                       int candidates, int first_rank) const;
 
   Group& group_;
   GroupCollective collective_;
+  LocalCollective local_;  // pipeline stages hold whole layers: nothing to sum
+  bool pipeline_;
   TransformerOptions options_;
   Transformer transformer_;
   std::vector<float> logits_;
