@@ -22,6 +22,7 @@
 #include <string>
 #include <thread>
 
+#include "clusterctl_client.h"
 #include "clusterctl_format.h"
 
 namespace clusterctl {
@@ -31,156 +32,8 @@ using clusterd::Result;
 using clusterd::Status;
 using nlohmann::json;
 
-constexpr const char* kDefaultServer = "http://127.0.0.1:8000";
-constexpr int kConnectTimeoutSeconds = 3;
-constexpr int kPostTimeoutSeconds = 600;  // a load or a long generation
-constexpr int kReadTimeoutSeconds = 10;
 constexpr auto kWatchInterval = std::chrono::seconds(1);
 constexpr const char* kClearScreen = "\x1b[H\x1b[2J";
-
-struct GlobalOptions {
-  std::string server = kDefaultServer;
-  std::string token;
-  bool json = false;
-};
-
-// Why a request got no HTTP answer, in the words of someone fixing it.
-Status transport_failure(httplib::Error error, const ServerUrl& url, const std::string& request) {
-  const std::string server = to_string(url);
-  const std::string unreachable = "cannot reach clusterd at " + server;
-  const std::string hint = "; is 'clusterd start' running? set --server or CLUSTERCTL_SERVER";
-  switch (error) {
-    case httplib::Error::Connection: {
-      // httplib does not say why connect failed; a failed name lookup is the one case we
-      // can tell apart, and otherwise nothing listens on the port.
-      addrinfo* found = nullptr;
-      int lookup = ::getaddrinfo(url.host.c_str(), nullptr, nullptr, &found);
-      if (found != nullptr) ::freeaddrinfo(found);
-      if (lookup != 0) {
-        return clusterd::unavailable(unreachable + " (host name '" + url.host +
-                                     "' not found: " + ::gai_strerror(lookup) + "); set --server or CLUSTERCTL_SERVER");
-      }
-      return clusterd::unavailable(unreachable + " (connection refused)" + hint);
-    }
-    case httplib::Error::ConnectionTimeout:
-      return clusterd::unavailable(unreachable + " (no answer to connect within " +
-                                   std::to_string(kConnectTimeoutSeconds) + " s)" + hint);
-    case httplib::Error::Read:
-      return clusterd::unavailable("clusterd at " + server + " did not answer " + request + " within " +
-                                   std::to_string(kReadTimeoutSeconds) +
-                                   " s or closed the connection; check that node's log, or set "
-                                   "--server to ask another node");
-    case httplib::Error::SSLConnection:
-      return clusterd::unavailable("TLS handshake with " + server +
-                                   " failed; if it serves plain HTTP, use http:// in --server");
-    case httplib::Error::SSLServerVerification:
-      return clusterd::unavailable("the TLS certificate of " + server + " is not trusted by this machine's CA store");
-    default: return clusterd::unavailable(unreachable + " (" + httplib::to_string(error) + ")" + hint);
-  }
-}
-
-// One clusterd node's HTTP API.
-class ApiClient {
- public:
-  static Result<ApiClient> open(const GlobalOptions& options) {
-    Result<ServerUrl> url = parse_server_url(options.server);
-    if (!url.is_ok()) return url.status();
-    return ApiClient(*url, options.token);
-  }
-
-  // GETs `path` and returns the JSON document, or an error whose message is ready to print.
-  Result<json> get_json(const std::string& path) { return request_json("GET", path, nullptr); }
-  // POSTs `body` to `path` (loads and generation may take minutes).
-  Result<json> post_json(const std::string& path, const json& body) {
-    http_->set_read_timeout(kPostTimeoutSeconds, 0);
-    return request_json("POST", path, &body);
-  }
-
-  Result<json> request_json(const std::string& method, const std::string& path, const json* body) {
-    const std::string request = method + " " + path;
-    httplib::Result reply =
-        body ? http_->Post(path.c_str(), body->dump(), "application/json") : http_->Get(path.c_str());
-    if (!reply) return transport_failure(reply.error(), url_, request);
-    if (reply->status < 200 || reply->status > 299) {
-      return http_error_status(reply->status, reply->body, request, !token_.empty());
-    }
-    json document = json::parse(reply->body, nullptr, /*allow_exceptions=*/false);
-    if (document.is_discarded()) {
-      return clusterd::invalid_argument(request + " at " + server() +
-                                        ": the reply is not JSON; is --server pointing at clusterd?");
-    }
-    return document;
-  }
-
-  // POSTs `body` and reads the reply as server-sent events, calling `on_event` with each
-  // JSON event until `data: [DONE]`.
-  Status post_stream(const std::string& path, const json& body, const std::function<void(const json&)>& on_event) {
-    const std::string request = "POST " + path;
-    http_->set_read_timeout(kPostTimeoutSeconds, 0);
-    httplib::Request req;
-    req.method = "POST";
-    req.path = path;
-    req.body = body.dump();
-    req.set_header("Content-Type", "application/json");
-    req.set_header("Accept", "text/event-stream");
-    int status = 0;
-    std::string pending, error_body;
-    Status event_error;
-    req.response_handler = [&](const httplib::Response& r) {
-      status = r.status;
-      return true;
-    };
-    req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
-      if (status != 200) {
-        error_body.append(data, n);
-        return true;
-      }
-      pending.append(data, n);
-      for (size_t end; (end = pending.find("\n\n")) != std::string::npos;) {
-        std::string event = pending.substr(0, end);
-        pending.erase(0, end + 2);
-        if (event.rfind("data: ", 0) != 0) continue;
-        std::string payload = event.substr(6);
-        if (payload == "[DONE]") continue;
-        json doc = json::parse(payload, nullptr, false);
-        if (doc.is_discarded()) continue;
-        if (doc.contains("error")) {
-          event_error = clusterd::unavailable(request + ": " + doc["error"].value("message", "the server failed"));
-          continue;
-        }
-        on_event(doc);
-      }
-      return true;
-    };
-    httplib::Result reply = http_->send(req);
-    if (!reply) return transport_failure(reply.error(), url_, request);
-    if (status < 200 || status > 299) return http_error_status(status, error_body, request, !token_.empty());
-    return event_error;
-  }
-
-  // Aborts a request in flight; safe from another thread (Ctrl-C during --watch).
-  void cancel() { http_->stop(); }
-
-  std::string server() const { return to_string(url_); }
-
- private:
-  ApiClient(ServerUrl url, std::string token) : url_(std::move(url)), token_(std::move(token)) {
-    if (url_.scheme == "https") {
-      http_ = std::make_unique<httplib::SSLClient>(url_.host, url_.port);
-    } else {
-      http_ = std::make_unique<httplib::ClientImpl>(url_.host, url_.port);
-    }
-    http_->set_connection_timeout(kConnectTimeoutSeconds, 0);
-    http_->set_read_timeout(kReadTimeoutSeconds, 0);
-    http_->set_default_headers(
-        {{"Accept", "application/json"}, {"User-Agent", std::string("clusterctl/") + CLUSTERD_VERSION}});
-    if (!token_.empty()) http_->set_bearer_token_auth(token_.c_str());
-  }
-
-  ServerUrl url_;
-  std::string token_;
-  std::unique_ptr<httplib::ClientImpl> http_;  // SSLClient for https
-};
 
 // Turns SIGINT/SIGTERM into a stop request without a global flag: the signals are
 // blocked in every thread and one thread takes them with sigwait.
@@ -391,7 +244,7 @@ int infer_stream(const GlobalOptions& options, const InferOptions& o) {
     for (const auto& c : chunk.value("choices", json::array())) std::cout << c.value("text", "") << std::flush;
   });
   if (!s.is_ok()) return fail(s);
-  std::cout << "\n";
+  std::cout << std::endl;  // flushed before the timing line on stderr
   if (usage.is_object()) print_timing(usage);
   return kExitOk;
 }
@@ -600,6 +453,7 @@ int main(int argc, char** argv) {
   add_model_commands(app, options, chosen);
   add_infer_command(app, options, chosen);
   add_chat_command(app, options, chosen);
+  add_bench_command(app, options, chosen);
 
   CLI11_PARSE(app, argc, argv);
   return chosen ? chosen() : kExitFailed;
