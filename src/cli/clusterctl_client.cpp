@@ -5,7 +5,8 @@
 namespace clusterctl {
 
 // Why a request got no HTTP answer, in the words of someone fixing it.
-clusterd::Status transport_failure(httplib::Error error, const ServerUrl& url, const std::string& request) {
+clusterd::Status transport_failure(httplib::Error error, const ServerUrl& url, const std::string& request,
+                                   int read_timeout_s) {
   const std::string server = to_string(url);
   const std::string unreachable = "cannot reach clusterd at " + server;
   const std::string hint = "; is 'clusterd start' running? set --server or CLUSTERCTL_SERVER";
@@ -27,7 +28,7 @@ clusterd::Status transport_failure(httplib::Error error, const ServerUrl& url, c
                                    std::to_string(kConnectTimeoutSeconds) + " s)" + hint);
     case httplib::Error::Read:
       return clusterd::unavailable("clusterd at " + server + " did not answer " + request + " within " +
-                                   std::to_string(kReadTimeoutSeconds) +
+                                   std::to_string(read_timeout_s) +
                                    " s or closed the connection; check that node's log, or set "
                                    "--server to ask another node");
     case httplib::Error::SSLConnection:

@@ -32,7 +32,9 @@ struct GlobalOptions {
 };
 
 // Why a request got no HTTP answer, in the words of someone fixing it.
-clusterd::Status transport_failure(httplib::Error error, const ServerUrl& url, const std::string& request);
+// `read_timeout_s` is the read timeout the request ran with.
+clusterd::Status transport_failure(httplib::Error error, const ServerUrl& url, const std::string& request,
+                                   int read_timeout_s = kReadTimeoutSeconds);
 
 // One clusterd node's HTTP API.
 class ApiClient {
@@ -55,7 +57,8 @@ class ApiClient {
     const std::string request = method + " " + path;
     httplib::Result reply =
         body ? http_->Post(path.c_str(), body->dump(), "application/json") : http_->Get(path.c_str());
-    if (!reply) return transport_failure(reply.error(), url_, request);
+    if (!reply)
+      return transport_failure(reply.error(), url_, request, body ? kPostTimeoutSeconds : kReadTimeoutSeconds);
     if (reply->status < 200 || reply->status > 299) {
       return http_error_status(reply->status, reply->body, request, !token_.empty());
     }
@@ -109,7 +112,7 @@ class ApiClient {
       return true;
     };
     httplib::Result reply = http_->send(req);
-    if (!reply) return transport_failure(reply.error(), url_, request);
+    if (!reply) return transport_failure(reply.error(), url_, request, kPostTimeoutSeconds);
     if (status < 200 || status > 299) return http_error_status(status, error_body, request, !token_.empty());
     return event_error;
   }

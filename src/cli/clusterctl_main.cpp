@@ -176,6 +176,14 @@ std::string instances_table(const json& doc) {
                   i.value("state", "").c_str(), i.value("strategy", "").c_str(), i.value("coordinator", "").c_str(),
                   i.value("ranks", json::array()).size(), i.value("model_path", "").c_str());
     out += line;
+    if (i.value("state", "") == "loading") {
+      std::string progress;
+      for (const auto& r : i.value("ranks", json::array())) {
+        progress += (progress.empty() ? "" : ", ") + r.value("node", "?") + " " +
+                    std::to_string(static_cast<int>(100 * r.value("progress", 0.0))) + "%";
+      }
+      out += "  loading: " + progress + "\n";
+    }
     if (i.contains("error") && i["error"].is_string()) out += "  error: " + i["error"].get<std::string>() + "\n";
   }
   return doc.value("instances", json::array()).empty() ? "no models loaded\n" : out;
@@ -184,17 +192,18 @@ std::string instances_table(const json& doc) {
 std::string plan_table(const json& plan) {
   std::string out = "strategy: " + plan.value("strategy", "?") + "\n";
   char line[256];
-  std::snprintf(line, sizeof line, "%-5s %-16s %-9s %-15s %-15s %10s\n", "RANK", "NODE", "KV HEADS", "FFN COLUMNS",
-                "VOCAB ROWS", "MEMORY");
+  std::snprintf(line, sizeof line, "%-5s %-16s %-9s %-15s %-15s %-9s %10s\n", "RANK", "NODE", "KV HEADS", "FFN COLUMNS",
+                "VOCAB ROWS", "LAYERS", "MEMORY");
   out += line;
   for (const auto& r : plan.value("ranks", json::array())) {
     auto range = [&](const char* key) {
       const json& v = r.value(key, json::array({0, 0}));
       return std::to_string(v[0].get<int64_t>()) + "-" + std::to_string(v[1].get<int64_t>());
     };
-    std::snprintf(line, sizeof line, "%-5d %-16s %-9s %-15s %-15s %10s\n", r.value("rank", 0),
+    std::snprintf(line, sizeof line, "%-5d %-16s %-9s %-15s %-15s %-9s %10s\n", r.value("rank", 0),
                   r.value("node", "").c_str(), range("kv_heads").c_str(), range("ffn_columns").c_str(),
-                  range("vocab_rows").c_str(), format_bytes(r.value("memory_bytes", uint64_t{0})).c_str());
+                  range("vocab_rows").c_str(), range("layers").c_str(),
+                  format_bytes(r.value("memory_bytes", uint64_t{0})).c_str());
     out += line;
   }
   for (const auto& note : plan.value("notes", json::array())) out += "note: " + note.get<std::string>() + "\n";
