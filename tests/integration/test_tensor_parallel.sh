@@ -94,4 +94,18 @@ doc=$(post 1 /v1/models/load "{\"model\":\"$MODEL\",\"name\":\"again\",\"ctx\":2
 [ "$(jq -c .tokens <<< "$(infer again)")" = "$expected" ] || fail "the reload on the survivors answers differently"
 ok "a new load on the surviving nodes works"
 
+stop_node 2 STOP
+t0=$(now_ms)
+reply=$(infer again)
+elapsed=$(($(now_ms) - t0))
+grep -q "n2" <<< "$(jq -r .error.message <<< "$reply")" || fail "the error does not name the stopped node: $reply"
+[ "$elapsed" -lt 8000 ] || fail "the failure took ${elapsed} ms (deadline 5000 ms)"
+[ "$(api 1 /v1/instances | jq -r '.instances[] | select(.name=="again") | .state')" = degraded ] ||
+  fail "instance not degraded: $(api 1 /v1/instances)"
+post 1 /v1/models/unload '{"name":"again"}' > /dev/null
+doc=$(post 1 /v1/models/load "{\"model\":\"$MODEL\",\"name\":\"solo\",\"nodes\":[\"n1\"],\"ctx\":256}")
+[ "$(jq -c .tokens <<< "$(infer solo)")" = "$expected" ] || fail "a load on node 1 alone after the stop: $doc"
+kill -CONT "${PIDS[2]}"
+ok "a SIGSTOPped rank fails the request in ${elapsed} ms naming it; node 1 keeps serving and loads again"
+
 finish
