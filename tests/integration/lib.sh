@@ -47,6 +47,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# shared_model FILE: prints the absolute path of ../shared/models/FILE; when it is
+# missing, says so and fails (callers skip: MODEL=$(shared_model F) || exit 77).
+shared_model() {
+  local model="$ROOT/../shared/models/$1"
+  if [ ! -f "$model" ]; then
+    echo "SKIP: ../shared/models/$1 was not found (the shared test models are not here)" >&2
+    return 1
+  fi
+  realpath "$model"
+}
+
 # Network namespaces need root; without it the test is skipped (ctest exit code 77).
 require_netns() {
   if [ "$(id -u)" -ne 0 ]; then

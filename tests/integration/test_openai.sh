@@ -4,12 +4,7 @@
 # request. Plus curl-level checks of SSE framing and status codes. One node on loopback
 # (no root needed); the model is stories260K from ../shared/models.
 source "$(dirname "$0")/lib.sh"
-MODEL="$ROOT/../shared/models/stories260K.gguf"
-if [ ! -f "$MODEL" ]; then
-  echo "SKIP: ../shared/models/stories260K.gguf was not found (the shared test models are not here)"
-  exit 77
-fi
-MODEL=$(realpath "$MODEL")
+MODEL=$(shared_model stories260K.gguf) || exit 77
 command -v npm > /dev/null || fail "npm is missing (Node.js and npm are expected on this machine)"
 if ! npm install --prefix "$WORK/npm" openai@4 --no-audit --no-fund --silent > "$WORK/npm.log" 2>&1; then
   echo "SKIP: npm could not install the openai package from the registry: $(tail -3 "$WORK/npm.log")"

@@ -3,12 +3,7 @@
 # rank shows in GET /v1/instances while a slowed link streams a larger model. A rank
 # that cannot load fails the load at once, naming the node, and both nodes keep serving.
 source "$(dirname "$0")/lib.sh"
-MODEL="$ROOT/../shared/models/stories260K.gguf"
-if [ ! -f "$MODEL" ]; then
-  echo "SKIP: ../shared/models/stories260K.gguf was not found (the shared test models are not here)"
-  exit 77
-fi
-MODEL=$(realpath "$MODEL")
+MODEL=$(shared_model stories260K.gguf) || exit 77
 command -v unshare > /dev/null || { echo "SKIP: unshare(1) is needed to hide the model from a node"; exit 77; }
 require_netns 2
 

@@ -4,12 +4,7 @@
 # that dies fails the request with its name, the instance turns degraded, and a new load
 # on the survivors works.
 source "$(dirname "$0")/lib.sh"
-MODEL="$ROOT/../shared/models/stories260K.gguf"
-if [ ! -f "$MODEL" ]; then
-  echo "SKIP: ../shared/models/stories260K.gguf was not found (the shared test models are not here)"
-  exit 77
-fi
-MODEL=$(realpath "$MODEL")
+MODEL=$(shared_model stories260K.gguf) || exit 77
 require_netns 3
 for i in 1 2 3; do start_node "$i"; done
 all_linked() {
