@@ -1,7 +1,15 @@
 #include "clusterd/api/http_api.h"
 
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 namespace clusterd {
 
@@ -18,6 +26,29 @@ void set_json(httplib::Response& res, const nlohmann::json& doc) {
 }
 
 namespace {
+
+// httplib 0.11 listens with a backlog of 5, compiled into Debian's library. A burst of
+// clients that connect while the accept thread waits for a busy core overflows that
+// queue: the kernel drops their handshakes, their requests arrive seconds late, and
+// httplib closes such connections unanswered. listen() again on the bound socket
+// raises the backlog (Linux and the BSDs allow it); the socket is found by its port.
+void widen_listen_backlog(uint16_t port) {
+  const int max_fd = static_cast<int>(std::min<long>(::sysconf(_SC_OPEN_MAX), 65536));
+  for (int fd = 0; fd < max_fd; ++fd) {
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
+    sockaddr_storage addr{};
+    socklen_t alen = sizeof addr;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) != 0) continue;
+    uint16_t bound = 0;
+    if (addr.ss_family == AF_INET) bound = ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    if (addr.ss_family == AF_INET6) bound = ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+    if (bound == port && ::listen(fd, SOMAXCONN) != 0) {
+      spdlog::warn("api: could not raise the listen backlog: {}", std::strerror(errno));
+    }
+  }
+}
 
 std::map<std::string, RateLimit> rate_limits_of(const TokenStore& tokens) {
   std::map<std::string, RateLimit> limits;
@@ -169,6 +200,7 @@ Status HttpApi::start() {
     return unavailable("api: cannot listen on " + options_.host + ":" + std::to_string(options_.port) +
                        " (in use, or not an address of this machine); choose another with --api-addr");
   }
+  widen_listen_backlog(options_.port);
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   return Status::ok();
 }

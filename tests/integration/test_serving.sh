@@ -76,6 +76,11 @@ listed() { req 2 "$READER" /v1/models | jq -e '.data[] | select(.id=="m")' > /de
 wait_until 5 listed || fail "node 2 does not list model m: $(req 2 "$READER" /v1/models)"
 ok "model m is split over both nodes and listed by each"
 
+# A burst of clients must not overflow the API's accept queue (httplib listens with 5).
+backlog=$(netns_exec 1 ss -ltnH 'sport = :8000' | awk '{print $3}' | head -1)
+[ "${backlog:-0}" -ge 128 ] || fail "the API listens with a backlog of ${backlog:-?}"
+ok "the API's accept queue holds $backlog connections"
+
 # Every prompt alone, one after another, through the coordinator.
 N=32
 body() {  # body I STREAM
