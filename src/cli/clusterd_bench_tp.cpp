@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -23,6 +24,7 @@ struct TpBenchOptions {
   int threads_per_rank = 1;
   int tokens = 64;
   int prompt = 16;
+  int repeat = 3;  // rounds of (one process, TP, PP), interleaved; medians reported
 };
 
 // Prefill `prompt` tokens, then time `tokens` single-token steps; tokens per second.
@@ -41,7 +43,8 @@ Result<double> decode_speed(StepRunner& runner, const TpBenchOptions& o, int n_v
 
 // Decode speed of the model split over o.ranks processes (rank 0 here, the others
 // forked) with `strategy`.
-Result<double> split_speed(const Model& model, const TpBenchOptions& o, PlanStrategy strategy, int ctx) {
+Result<double> split_speed(const Model& model, const TpBenchOptions& o, PlanStrategy strategy, int ctx,
+                           double& collective_ms, double& collective_ops) {
   const ModelParams& p = model.params;
   std::vector<PlanNode> nodes;
   for (int r = 0; r < o.ranks; ++r) nodes.push_back({"p" + std::to_string(r), "p" + std::to_string(r), 1ull << 40});
@@ -57,7 +60,8 @@ Result<double> split_speed(const Model& model, const TpBenchOptions& o, PlanStra
     members.push_back({"127.0.0.1", (*l)->port(), "p" + std::to_string(r)});
     listeners.push_back(std::move(*l));
   }
-  const uint64_t epoch = strategy == PlanStrategy::kTensor ? 1 : 2;
+  static uint64_t epoch = 0;
+  epoch++;  // a new group each time
   auto run_rank = [&](int r) -> Result<double> {
     auto weights = load_weights(*model.file, p, plan->ranks[r].shard);
     if (!weights.is_ok()) return weights.status();
@@ -68,8 +72,18 @@ Result<double> split_speed(const Model& model, const TpBenchOptions& o, PlanStra
       if (Status s = runner.follow(); !s.is_ok()) return s;
       return 0.0;
     }
+    const CollectiveStats before = (*group)->stats();
     auto speed = decode_speed(runner, o, p.n_vocab);
+    const CollectiveStats& after = (*group)->stats();
     (void)runner.finish();
+    if (speed.is_ok()) {
+      // Rank 0's share of decode time inside group operations (its wait for the
+      // slowest peer included), per token: where a split loses against one process.
+      const double per_token_ms = (after.seconds - before.seconds) * 1000.0 / (o.tokens + 1);
+      const double ops = static_cast<double>(after.operations - before.operations) / (o.tokens + 1);
+      collective_ms = per_token_ms;
+      collective_ops = ops;
+    }
     return speed;
   };
   std::vector<pid_t> children;
@@ -83,6 +97,14 @@ Result<double> split_speed(const Model& model, const TpBenchOptions& o, PlanStra
   return speed;
 }
 
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// One process with all the threads, then TP, then PP, `repeat` times in turn, so
+// that the machine's drift affects every configuration alike; medians are printed.
 int bench_tp(const TpBenchOptions& o) {
   auto model = Model::open(o.model);
   if (!model.is_ok()) {
@@ -91,29 +113,44 @@ int bench_tp(const TpBenchOptions& o) {
   }
   const ModelParams& p = (*model)->params;
   const int ctx = o.prompt + o.tokens + 8;
-  double alone = 0;
-  {
-    auto weights = load_weights(*(*model)->file, p, Shard::whole(p));
-    LocalCollective local;
-    Transformer tf(*weights, local, TransformerOptions{ctx, 1, TensorType::kF16, o.ranks * o.threads_per_rank});
-    LocalStepRunner runner(tf);
-    auto speed = decode_speed(runner, o, p.n_vocab);
-    if (!speed.is_ok()) return 1;
-    alone = *speed;
+  const PlanStrategy strategies[] = {PlanStrategy::kTensor, PlanStrategy::kPipeline};
+  std::vector<double> alone, split[2], wait_ms[2], ops[2];
+  std::string errors[2];
+  for (int round = 0; round < o.repeat; ++round) {
+    {
+      auto weights = load_weights(*(*model)->file, p, Shard::whole(p));
+      LocalCollective local;
+      Transformer tf(*weights, local, TransformerOptions{ctx, 1, TensorType::kF16, o.ranks * o.threads_per_rank});
+      LocalStepRunner runner(tf);
+      auto speed = decode_speed(runner, o, p.n_vocab);
+      if (!speed.is_ok()) return 1;
+      alone.push_back(*speed);
+    }
+    for (int i = 0; i < 2; ++i) {
+      double collective_ms = 0, collective_ops = 0;
+      auto speed = split_speed(**model, o, strategies[i], ctx, collective_ms, collective_ops);
+      if (!speed.is_ok()) {
+        errors[i] = speed.status().message();
+        continue;
+      }
+      split[i].push_back(*speed);
+      wait_ms[i].push_back(collective_ms);
+      ops[i].push_back(collective_ops);
+    }
   }
-  std::printf("%-34s %10s\n", "decode (tg)", "tokens/s");
+  std::printf("decode (tg), median of %d interleaved rounds     tokens/s\n", o.repeat);
   std::printf("%-34s %10.1f\n", ("1 process x " + std::to_string(o.ranks * o.threads_per_rank) + " threads").c_str(),
-              alone);
-  for (PlanStrategy strategy : {PlanStrategy::kTensor, PlanStrategy::kPipeline}) {
-    auto split = split_speed(**model, o, strategy, ctx);
-    const std::string what = std::string(strategy == PlanStrategy::kTensor ? "TP " : "PP ") + std::to_string(o.ranks) +
-                             " processes x " + std::to_string(o.threads_per_rank) + " thread(s)";
-    if (!split.is_ok()) {
-      std::printf("%-34s %10s   (%s)\n", what.c_str(), "-", split.status().message().c_str());
+              median(alone));
+  for (int i = 0; i < 2; ++i) {
+    const std::string what = std::string(i == 0 ? "TP " : "PP ") + std::to_string(o.ranks) + " processes x " +
+                             std::to_string(o.threads_per_rank) + " thread(s)";
+    if (split[i].empty()) {
+      std::printf("%-34s %10s   (%s)\n", what.c_str(), "-", errors[i].c_str());
       continue;
     }
-    std::printf("%-34s %10.1f   (%.2fx)\n", what.c_str(), *split, *split / alone);
-    std::fflush(stdout);
+    const double speed = median(split[i]);
+    std::printf("%-34s %10.1f   (%.2fx; rank 0 in %.0f group operations per token: %.2f ms of %.2f)\n", what.c_str(),
+                speed, speed / median(alone), median(ops[i]), median(wait_ms[i]), 1000.0 / speed);
   }
   return 0;
 }
@@ -128,6 +165,9 @@ void add_bench_tp_command(CLI::App& bench, Runner& run) {
   cmd->add_option("--ranks", o->ranks, "processes")->capture_default_str();
   cmd->add_option("--threads-per-rank", o->threads_per_rank)->capture_default_str();
   cmd->add_option("-n,--tokens", o->tokens, "decode steps")->capture_default_str();
+  cmd->add_option("--repeat", o->repeat, "interleaved rounds (medians are reported)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
   cmd->callback([&run, o] { run = [o] { return bench_tp(*o); }; });
 }
 

@@ -34,7 +34,8 @@ Status Group::exchange(DataOp op, std::vector<PeerIo>& io) {
     return unavailable("collective " + std::string(data_op_name(op)) + ": the group is broken (" + broken_reason_ +
                        ")");
   const uint64_t seq = ++sequence_;
-  const auto deadline = Clock::now() + std::chrono::milliseconds(deadline_ms_);
+  const auto started = Clock::now();
+  const auto deadline = started + std::chrono::milliseconds(deadline_ms_);
   const auto spin_until = Clock::now() + std::chrono::microseconds(50);
   std::vector<Progress> st(io.size());
   for (size_t k = 0; k < io.size(); ++k) {
@@ -141,6 +142,7 @@ Status Group::exchange(DataOp op, std::vector<PeerIo>& io) {
     }
   }
   stats_.operations++;
+  stats_.seconds += std::chrono::duration<double>(Clock::now() - started).count();
   return Status::ok();
 }
 

@@ -1,6 +1,7 @@
 #include "clusterd/engine/weights.h"
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 
 #include "clusterd/engine/quant.h"
@@ -81,7 +82,19 @@ class WeightLoader {
 WeightMatrix column_slice(const WeightMatrix& m, int64_t first, int64_t count, const std::string& name,
                           ModelWeights& w) {
   const int block = quant_block_size(m.type);
-  if (first % block == 0 && count % block == 0) return m.columns(first, count);
+  if (count == m.n_in) return m;
+  if (first % block == 0 && count % block == 0) {
+    // A copy with contiguous rows: read as a strided view, half of every row costs
+    // decode about 10% of its memory bandwidth (bench tp), and touches every page.
+    WeightMatrix view = m.columns(first, count);
+    const size_t row = tensor_row_bytes(m.type, count);
+    std::vector<uint8_t> data(row * m.n_out);
+    for (int64_t r = 0; r < m.n_out; ++r) std::memcpy(data.data() + r * row, view.data + r * view.row_stride, row);
+    WeightMatrix out{m.type, count, m.n_out, nullptr, row};
+    w.requantized.push_back(std::move(data));
+    out.data = w.requantized.back().data();
+    return out;
+  }
   const TensorType to = first % 32 == 0 && count % 32 == 0 ? TensorType::kQ8_0 : TensorType::kF32;
   const size_t out_row = tensor_row_bytes(to, count);
   std::vector<uint8_t> data(out_row * m.n_out);

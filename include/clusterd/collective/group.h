@@ -60,6 +60,7 @@ struct CollectiveStats {
   uint64_t operations = 0;
   uint64_t bytes_sent = 0;
   uint64_t stale_frames_dropped = 0;
+  double seconds = 0;  // spent in completed operations, waiting for peers included
 };
 
 class Group {

@@ -34,8 +34,10 @@ struct ModelWeights {
   WeightMatrix output;               // (n_embd -> shard vocab rows)
   std::vector<float> rope_freqs;     // (n_rot / 2) frequency divisors, llama 3.1; empty otherwise
   std::vector<LayerWeights> layers;  // indexed by layer - shard.layer_begin
-  // Column slices that did not align with their type's blocks, requantized at load
-  // time (to Q8_0 where 32-aligned, else F32); the views above point into these.
+  // Column slices (attn_output, ffn_down of a tensor-parallel shard) copied at load
+  // time so that their rows are contiguous, requantized (to Q8_0 where 32-aligned,
+  // else F32) where they do not align with their type's blocks; the views above point
+  // into these.
   std::vector<std::vector<uint8_t>> requantized;
   std::vector<std::string> load_notes;  // one line per requantized slice
 
