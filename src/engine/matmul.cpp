@@ -150,64 +150,103 @@ float dot_row(TensorType type, const void* w, const void* a, int64_t n) {
   }
 }
 
-void matmul(const WeightMatrix& w, const float* x, int n_tokens, float* y, ThreadPool& pool, MatmulScratch& scratch) {
-  const TensorType act = activation_type_for(w.type);
-  const void* activations = x;
-  size_t act_row_bytes = static_cast<size_t>(w.n_in) * sizeof(float);
-  if (act != TensorType::kF32) {
-    act_row_bytes = tensor_row_bytes(act, w.n_in);
-    scratch.quantized.resize(act_row_bytes * n_tokens);
-    const DotTable& table = dot_table();
-    for (int t = 0; t < n_tokens; ++t) {
-      const float* in = x + static_cast<size_t>(t) * w.n_in;
-      uint8_t* out = scratch.quantized.data() + t * act_row_bytes;
-      if (act == TensorType::kQ8_0) {
-        table.quantize_q8_0(in, out, w.n_in);
-      } else if (act == TensorType::kQ8_K) {
-        table.quantize_q8_K(in, out, w.n_in);
-      } else {
-        (void)quantize_row(act, in, out, w.n_in);
+namespace {
+
+// Quantizes every token's activations to `act` into `out` (rows of act_row_bytes).
+void quantize_activations(TensorType act, const float* x, int64_t n_in, int n_tokens, std::vector<uint8_t>& out,
+                          size_t act_row_bytes) {
+  out.resize(act_row_bytes * n_tokens);
+  const DotTable& table = dot_table();
+  for (int t = 0; t < n_tokens; ++t) {
+    const float* in = x + static_cast<size_t>(t) * n_in;
+    uint8_t* row = out.data() + t * act_row_bytes;
+    if (act == TensorType::kQ8_0) {
+      table.quantize_q8_0(in, row, n_in);
+    } else if (act == TensorType::kQ8_K) {
+      table.quantize_q8_K(in, row, n_in);
+    } else {
+      (void)quantize_row(act, in, row, n_in);
+    }
+  }
+}
+
+// Output rows [begin, end) of y = W·x for every token: with more than four tokens in
+// groups of four through the x4 kernel (each weight block unpacked once per group,
+// rows in tiles that stay in L2), the rest one token at a time.
+void product_rows(const WeightMatrix& w, const uint8_t* a, size_t act_row_bytes, int n_tokens, float* y, int64_t begin,
+                  int64_t end) {
+  const DotX4Fn x4 = n_tokens >= 4 ? dot_table().x4_for(w.type) : nullptr;
+  const int n_groups = x4 ? n_tokens / 4 : 0;
+  const int k = static_cast<int>(w.n_in);
+  for (int64_t tile = begin; tile < end; tile += kRowTile) {
+    const int64_t tile_end = std::min(end, tile + kRowTile);
+    for (int g = 0; g < n_groups; ++g) {
+      const void* const group[4] = {a + (4 * g) * act_row_bytes, a + (4 * g + 1) * act_row_bytes,
+                                    a + (4 * g + 2) * act_row_bytes, a + (4 * g + 3) * act_row_bytes};
+      for (int64_t o = tile; o < tile_end; ++o) {
+        float out[4];
+        x4(k, w.data + o * w.row_stride, group, out);
+        for (int t = 0; t < 4; ++t) y[static_cast<size_t>(4 * g + t) * w.n_out + o] = out[t];
       }
     }
-    activations = scratch.quantized.data();
-  }
-  const auto* a = static_cast<const uint8_t*>(activations);
-  const DotX4Fn x4 = n_tokens >= 4 ? dot_table().x4_for(w.type) : nullptr;
-  if (x4 == nullptr) {
-    // Each thread takes a range of output rows and runs every token through them, so a
-    // weight row is read from memory once per call.
-    pool.parallel_for(w.n_out, 16, [&](int, int64_t begin, int64_t end) {
-      for (int64_t o = begin; o < end; ++o) {
-        const uint8_t* row = w.data + o * w.row_stride;
-        for (int t = 0; t < n_tokens; ++t) {
-          y[static_cast<size_t>(t) * w.n_out + o] = dot_row(w.type, row, a + t * act_row_bytes, w.n_in);
-        }
-      }
-    });
-    return;
-  }
-  // Batches: tokens in groups of four through the x4 kernel, which unpacks each weight
-  // block once per group; the last n_tokens % 4 one at a time. Same split over rows.
-  const int k = static_cast<int>(w.n_in);
-  const int n_groups = n_tokens / 4;
-  pool.parallel_for(w.n_out, 16, [&](int, int64_t begin, int64_t end) {
-    for (int64_t tile = begin; tile < end; tile += kRowTile) {
-      const int64_t tile_end = std::min(end, tile + kRowTile);
-      for (int g = 0; g < n_groups; ++g) {
-        const void* const group[4] = {a + (4 * g) * act_row_bytes, a + (4 * g + 1) * act_row_bytes,
-                                      a + (4 * g + 2) * act_row_bytes, a + (4 * g + 3) * act_row_bytes};
-        for (int64_t o = tile; o < tile_end; ++o) {
-          float out[4];
-          x4(k, w.data + o * w.row_stride, group, out);
-          for (int t = 0; t < 4; ++t) y[static_cast<size_t>(4 * g + t) * w.n_out + o] = out[t];
-        }
-      }
+    for (int64_t o = tile; o < tile_end; ++o) {
+      const uint8_t* row = w.data + o * w.row_stride;
       for (int t = 4 * n_groups; t < n_tokens; ++t) {
-        for (int64_t o = tile; o < tile_end; ++o) {
-          y[static_cast<size_t>(t) * w.n_out + o] =
-              dot_row(w.type, w.data + o * w.row_stride, a + t * act_row_bytes, w.n_in);
-        }
+        y[static_cast<size_t>(t) * w.n_out + o] = dot_row(w.type, row, a + t * act_row_bytes, w.n_in);
       }
+    }
+  }
+}
+
+}  // namespace
+
+void matmul(const WeightMatrix& w, const float* x, int n_tokens, float* y, ThreadPool& pool, MatmulScratch& scratch) {
+  const MatmulOutput one[] = {{&w, y}};
+  matmul(one, x, n_tokens, pool, scratch);
+}
+
+void matmul(std::span<const MatmulOutput> outputs, const float* x, int n_tokens, ThreadPool& pool,
+            MatmulScratch& scratch) {
+  if (outputs.empty()) return;
+  const int64_t n_in = outputs[0].w->n_in;
+  // Activations once per activation type (float weights read x itself).
+  struct Input {
+    TensorType type;
+    const uint8_t* data;
+    size_t row_bytes;
+  };
+  Input inputs[3];  // at most F32, Q8_0 and Q8_K
+  int n_inputs = 0;
+  std::vector<const Input*> input_of(outputs.size());
+  std::vector<int64_t> first_row(outputs.size() + 1, 0);
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const TensorType act = activation_type_for(outputs[i].w->type);
+    int found = -1;
+    for (int j = 0; j < n_inputs; ++j) {
+      if (inputs[j].type == act) found = j;
+    }
+    if (found < 0) {
+      found = n_inputs++;
+      if (act == TensorType::kF32) {
+        inputs[found] = {act, reinterpret_cast<const uint8_t*>(x), static_cast<size_t>(n_in) * sizeof(float)};
+      } else {
+        std::vector<uint8_t>& buffer = act == TensorType::kQ8_K ? scratch.quantized_k : scratch.quantized;
+        const size_t row_bytes = tensor_row_bytes(act, n_in);
+        quantize_activations(act, x, n_in, n_tokens, buffer, row_bytes);
+        inputs[found] = {act, buffer.data(), row_bytes};
+      }
+    }
+    input_of[i] = &inputs[found];
+    first_row[i + 1] = first_row[i] + outputs[i].w->n_out;
+  }
+  // One split over the rows of every output: each thread takes a range of rows (which
+  // may cross from one matrix into the next) and runs every token through them.
+  pool.parallel_for(first_row.back(), 16, [&](int, int64_t begin, int64_t end) {
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      const int64_t lo = std::max(begin, first_row[i]), hi = std::min(end, first_row[i + 1]);
+      if (lo >= hi) continue;
+      product_rows(*outputs[i].w, input_of[i]->data, input_of[i]->row_bytes, n_tokens, outputs[i].y, lo - first_row[i],
+                   hi - first_row[i]);
     }
   });
 }

@@ -94,9 +94,8 @@ Status Transformer::forward(std::span<const BatchToken> batch, std::vector<float
     const LayerWeights& L = w_.layers[l];
     // Attention block: x += wo · attention(rope(wq·norm(x)), rope(wk·norm(x)), wv·norm(x))
     for (int t = 0; t < T; ++t) rms_norm(&x_[t * E], L.attn_norm.data(), &xb_[t * E], E, p.rms_eps);
-    matmul(L.wq, xb_.data(), T, q_.data(), pool_, scratch_);  // (T, nq)
-    matmul(L.wk, xb_.data(), T, k_.data(), pool_, scratch_);  // (T, nkv)
-    matmul(L.wv, xb_.data(), T, v_.data(), pool_, scratch_);  // (T, nkv)
+    const MatmulOutput qkv[] = {{&L.wq, q_.data()}, {&L.wk, k_.data()}, {&L.wv, v_.data()}};
+    matmul(qkv, xb_.data(), T, pool_, scratch_);  // q (T, nq), k and v (T, nkv)
     for (int t = 0; t < T; ++t) {
       float* q = &q_[static_cast<size_t>(t) * nq];
       float* k = &k_[static_cast<size_t>(t) * nkv];
@@ -119,8 +118,8 @@ Status Transformer::forward(std::span<const BatchToken> batch, std::vector<float
 
     // Feed-forward block: x += w_down · (silu(w_gate·norm(x)) * w_up·norm(x))
     for (int t = 0; t < T; ++t) rms_norm(&x_[t * E], L.ffn_norm.data(), &xb_[t * E], E, p.rms_eps);
-    matmul(L.w_gate, xb_.data(), T, gate_.data(), pool_, scratch_);  // (T, nff)
-    matmul(L.w_up, xb_.data(), T, up_.data(), pool_, scratch_);      // (T, nff)
+    const MatmulOutput gate_up[] = {{&L.w_gate, gate_.data()}, {&L.w_up, up_.data()}};
+    matmul(gate_up, xb_.data(), T, pool_, scratch_);  // gate and up (T, nff)
     for (size_t i = 0; i < gate_.size(); ++i) gate_[i] = silu(gate_[i]) * up_[i];
     matmul(L.w_down, gate_.data(), T, proj_.data(), pool_, scratch_);        // (T, n_embd), partial
     if (Status s = collective_.all_reduce_sum(proj_); !s.is_ok()) return s;  // TP point 2

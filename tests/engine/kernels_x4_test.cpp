@@ -131,5 +131,40 @@ TEST_F(KernelsX4, BatchedMatmulEqualsPerTokenMatmul) {
   }
 }
 
+// Products of one input fused into one call (q/k/v, gate/up) write exactly what one
+// call per matrix writes, also when the matrices mix activation types (Q8_0 and Q8_K)
+// and float weights, for batches below and above four tokens.
+TEST_F(KernelsX4, FusedMatmulEqualsOneCallPerMatrix) {
+  ThreadPool pool(2);
+  MatmulScratch scratch;
+  const int64_t n_in = 2 * kQK_K;
+  const TensorType types[] = {TensorType::kQ4_K, TensorType::kQ8_0, TensorType::kQ6_K, TensorType::kF32};
+  const int64_t rows[] = {37, 16, 21, 9};
+  std::vector<std::vector<uint8_t>> storage;
+  std::vector<WeightMatrix> matrices;
+  for (int i = 0; i < 4; ++i) {
+    const size_t row_bytes = tensor_row_bytes(types[i], n_in);
+    storage.emplace_back(row_bytes * rows[i]);
+    for (int64_t o = 0; o < rows[i]; ++o) {
+      ASSERT_TRUE(
+          quantize_row(types[i], gaussian(n_in, 0.5f).data(), storage.back().data() + o * row_bytes, n_in).is_ok());
+    }
+    matrices.push_back({types[i], n_in, rows[i], storage.back().data(), row_bytes});
+  }
+  for (int n_tokens : {1, 3, 4, 9}) {
+    const std::vector<float> x = gaussian(n_in * n_tokens, 1.0f);
+    std::vector<std::vector<float>> fused(4), alone(4);
+    std::vector<MatmulOutput> outputs;
+    for (int i = 0; i < 4; ++i) {
+      fused[i].resize(rows[i] * n_tokens);
+      alone[i].resize(rows[i] * n_tokens);
+      outputs.push_back({&matrices[i], fused[i].data()});
+      matmul(matrices[i], x.data(), n_tokens, alone[i].data(), pool, scratch);
+    }
+    matmul(outputs, x.data(), n_tokens, pool, scratch);
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(fused[i], alone[i]) << "matrix " << i << ", " << n_tokens << " tokens";
+  }
+}
+
 }  // namespace
 }  // namespace clusterd

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "clusterd/engine/thread_pool.h"
@@ -17,8 +18,8 @@ namespace clusterd {
 // [col0, col0 + n_in) of a larger matrix, with `row_stride` bytes between rows.
 struct WeightMatrix {
   TensorType type = TensorType::kF32;
-  int64_t n_in = 0;   // elements per row used (ne[0] of the slice)
-  int64_t n_out = 0;  // rows (ne[1] of the slice)
+  int64_t n_in = 0;               // elements per row used (ne[0] of the slice)
+  int64_t n_out = 0;              // rows (ne[1] of the slice)
   const uint8_t* data = nullptr;  // first element of the first row
   size_t row_stride = 0;          // bytes from one row to the next
 
@@ -31,11 +32,22 @@ struct WeightMatrix {
 
 // Scratch memory reused between calls, so the hot path does not allocate.
 struct MatmulScratch {
-  std::vector<uint8_t> quantized;  // activations in the 8-bit block format
+  std::vector<uint8_t> quantized;    // activations in Q8_0 (for Q4_0 and Q8_0 weights)
+  std::vector<uint8_t> quantized_k;  // activations in Q8_K (for the K-quants)
 };
 
 // y[t * n_out + o] = sum_i W[o, i] * x[t * n_in + i], for t in [0, n_tokens).
 void matmul(const WeightMatrix& w, const float* x, int n_tokens, float* y, ThreadPool& pool, MatmulScratch& scratch);
+
+// Several products of the same input (q, k and v; gate and up) as one: the input is
+// quantized once per activation type and the threads split the rows of all of them,
+// so they meet once instead of once per matrix. Same results, bit for bit.
+struct MatmulOutput {
+  const WeightMatrix* w;  // all with the same n_in
+  float* y;
+};
+void matmul(std::span<const MatmulOutput> outputs, const float* x, int n_tokens, ThreadPool& pool,
+            MatmulScratch& scratch);
 
 // The type activations are quantized to for a weight type (F32 for float weights).
 TensorType activation_type_for(TensorType weight);
