@@ -1,7 +1,9 @@
 // A fixed pool of worker threads for data-parallel loops (kernels). The calling thread
-// takes part, so a pool of 1 runs everything inline.
+// takes part, so a pool of 1 runs everything inline. Threads poll for about 50 µs
+// before they block, since the next loop usually follows within microseconds.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -34,8 +36,8 @@ class ThreadPool {
   std::condition_variable start_cv_, done_cv_;
   const std::function<void(int, int64_t, int64_t)>* job_ = nullptr;
   int64_t job_n_ = 0, job_grain_ = 1;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
+  std::atomic<uint64_t> generation_{0};  // written under mu_; polled without it
+  std::atomic<int> pending_{0};          // workers still running the current job
   bool stopping_ = false;
 };
 
