@@ -144,6 +144,14 @@ Result<std::unique_ptr<ModelInstance>> ModelInstance::load(const InstanceSpec& s
 ModelInstance::~ModelInstance() {
   if (group_) group_->close();  // a follower blocked in the group returns with an error
   if (follower_.joinable()) follower_.join();
+  // A request thread may still hold the scheduler; its thread must stop before the
+  // runner it drives goes away.
+  std::shared_ptr<Scheduler> scheduler;
+  {
+    std::lock_guard lock(scheduler_mu_);
+    scheduler = scheduler_;
+  }
+  if (scheduler) scheduler->stop();
 }
 
 std::string ModelInstance::state() const {

@@ -42,11 +42,15 @@ struct Scheduler::Job {
 
 Scheduler::Scheduler(StepRunner& runner, const Tokenizer& tokenizer, SchedulerOptions options,
                      std::function<void(const Status&)> on_step_error)
-    : runner_(runner), tokenizer_(tokenizer), options_(options), on_step_error_(std::move(on_step_error)) {
+    : runner_(runner),
+      tokenizer_(tokenizer),
+      options_(options),
+      n_ctx_(runner.n_ctx()),
+      on_step_error_(std::move(on_step_error)) {
   options_.max_sequences = std::max(1, options_.max_sequences);
   options_.max_batch_tokens = std::max(options_.max_sequences, options_.max_batch_tokens);
   if (options_.kv_cache_tokens <= 0) {
-    options_.kv_cache_tokens = static_cast<int64_t>(options_.max_sequences) * runner_.n_ctx();
+    options_.kv_cache_tokens = static_cast<int64_t>(options_.max_sequences) * n_ctx_;
   }
   for (int seq = options_.max_sequences - 1; seq >= 0; --seq) free_slots_.push_back(seq);
   stats_.kv_tokens_budget = options_.kv_cache_tokens;
@@ -73,10 +77,10 @@ Result<GenerateResult> Scheduler::generate(GenerateRequest request,
                                            const std::function<bool(std::string_view)>& on_text) {
   if (request.prompt.empty()) return invalid_argument("generate: the prompt has no tokens");
   const int64_t positions = static_cast<int64_t>(request.prompt.size()) + std::max(0, request.max_tokens);
-  if (positions > runner_.n_ctx()) {
+  if (positions > n_ctx_) {
     return invalid_argument(std::to_string(request.prompt.size()) + " prompt tokens plus " +
                             std::to_string(request.max_tokens) + " new tokens exceed the context of " +
-                            std::to_string(runner_.n_ctx()));
+                            std::to_string(n_ctx_));
   }
   if (positions > options_.kv_cache_tokens) {
     return invalid_argument("the request needs " + std::to_string(positions) +

@@ -51,7 +51,8 @@ struct ServingStats {
 
 class Scheduler {
  public:
-  // `runner` and `tokenizer` must outlive the scheduler; only its thread uses `runner`.
+  // `runner` and `tokenizer` must outlive stop() (the scheduler's thread is the only
+  // user of `runner`); the object itself may outlive them once stopped.
   // `on_step_error` hears every failed step (the caller decides whether it is fatal).
   Scheduler(StepRunner& runner, const Tokenizer& tokenizer, SchedulerOptions options,
             std::function<void(const Status&)> on_step_error = {});
@@ -81,6 +82,7 @@ class Scheduler {
   StepRunner& runner_;
   const Tokenizer& tokenizer_;
   SchedulerOptions options_;
+  const int n_ctx_;  // the runner's, read once: callers never touch the runner
   std::function<void(const Status&)> on_step_error_;
   mutable std::mutex mu_;
   std::condition_variable wake_;
