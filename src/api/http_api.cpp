@@ -22,6 +22,7 @@ void set_json_error(httplib::Response& res, int status, const std::string& messa
 }
 
 void set_json(httplib::Response& res, const nlohmann::json& doc) {
+  res.status = 200;
   res.set_content(doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", "application/json");
 }
 
@@ -74,6 +75,7 @@ HttpApi::HttpApi(ApiBackend& backend, TokenStore tokens, HttpApiOptions options)
 HttpApi::~HttpApi() { stop(); }
 
 void HttpApi::count(const std::string& route, int status) {
+  if (status == -1) status = 200;  // httplib sets 200 only after the handler returns
   std::lock_guard lock(counts_mu_);
   counts_[{route, status}]++;
 }
@@ -202,10 +204,13 @@ Status HttpApi::start() {
   }
   widen_listen_backlog(options_.port);
   thread_ = std::thread([this] { server_->listen_after_bind(); });
+  // stop() does nothing until the server runs; wait for it (a few ms at most).
+  for (int i = 0; i < 2000 && !server_->is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   return Status::ok();
 }
 
 void HttpApi::stop() {
+  abort_upstreams();  // forwarded replies end now instead of when their coordinators finish
   if (server_) server_->stop();
   if (thread_.joinable()) thread_.join();
 }

@@ -95,7 +95,7 @@ void HttpApi::add_openai_routes() {
       }
       count(route, res.status);
       if (!log->deferred) {
-        log->status = res.status;
+        log->status = res.status == -1 ? 200 : res.status;
         log->write();
       }
     });
@@ -158,6 +158,7 @@ void HttpApi::generation(const httplib::Request& req, httplib::Response& res,
     return set_json(res, completion_response(*request, *result, id, created));
   }
   log->deferred = true;  // written when the stream ends
+  res.status = 200;
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
       "text/event-stream",

@@ -32,8 +32,10 @@ std::string proof_at(const std::string& key, int64_t ms, const httplib::Request&
   return std::to_string(ms) + ":" + to_hex(mac);
 }
 
+}  // namespace
+
 // The upstream request, run on a thread of its own; the handler reads what it gets.
-struct Upstream {
+struct ProxyUpstream {
   std::unique_ptr<httplib::Client> client;
   std::mutex mu;
   std::condition_variable cv;
@@ -43,9 +45,29 @@ struct Upstream {
   std::string content_type, retry_after, error;
   std::deque<std::string> chunks;
   std::atomic<bool> cancelled{false};
+
+  void abort() {
+    cancelled = true;
+    client->stop();
+  }
 };
 
-}  // namespace
+void HttpApi::track_upstream(const std::shared_ptr<ProxyUpstream>& up, bool add) {
+  std::lock_guard lock(upstreams_mu_);
+  if (!add) {
+    upstreams_.erase(up);
+  } else if (stopping_) {
+    up->abort();  // the node is stopping: no new forwards
+  } else {
+    upstreams_.insert(up);
+  }
+}
+
+void HttpApi::abort_upstreams() {
+  std::lock_guard lock(upstreams_mu_);
+  stopping_ = true;
+  for (const auto& up : upstreams_) up->abort();
+}
 
 std::string HttpApi::forward_proof(const httplib::Request& req) const {
   return proof_at(options_.forward_key, unix_ms(), req);
@@ -71,7 +93,7 @@ bool HttpApi::forwarded_by_peer(const httplib::Request& req) const {
 void HttpApi::proxy(const httplib::Request& req, httplib::Response& res, const PeerRoute& route,
                     const std::shared_ptr<GenerationLog>& log) {
   log->proxied_to = route.node;
-  auto up = std::make_shared<Upstream>();
+  auto up = std::make_shared<ProxyUpstream>();
   up->client = std::make_unique<httplib::Client>(route.host, route.port);
   up->client->set_connection_timeout(5);
   up->client->set_read_timeout(3600);  // a whole reply can take minutes
@@ -116,9 +138,12 @@ void HttpApi::proxy(const httplib::Request& req, httplib::Response& res, const P
     up->cv.notify_all();
   }).detach();
 
+  track_upstream(up, true);
   std::unique_lock lock(up->mu);
   up->cv.wait(lock, [&] { return up->have_headers || up->done; });
   if (!up->have_headers) {
+    lock.unlock();
+    track_upstream(up, false);
     res.set_header("Retry-After", "1");
     return set_json_error(res, 502,
                           "model '" + log->model + "' is coordinated by node " + route.node + " (" + route.host + ":" +
@@ -129,6 +154,16 @@ void HttpApi::proxy(const httplib::Request& req, httplib::Response& res, const P
     up->cv.wait(lock, [&] { return up->done; });
     std::string body;
     for (auto& c : up->chunks) body += c;
+    const std::string error = up->error;
+    lock.unlock();
+    track_upstream(up, false);
+    if (!error.empty()) {  // the reply broke off: do not pass on half of it
+      log->error = error;
+      return set_json_error(
+          res, 502,
+          "node " + route.node + " stopped answering during the reply for model '" + log->model + "': " + error,
+          "server_error");
+    }
     if (!up->retry_after.empty()) res.set_header("Retry-After", up->retry_after);
     res.status = up->status;
     res.set_content(body, up->content_type.empty() ? "application/json" : up->content_type);
@@ -136,6 +171,7 @@ void HttpApi::proxy(const httplib::Request& req, httplib::Response& res, const P
   }
   lock.unlock();
   log->deferred = true;
+  res.status = 200;
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
       "text/event-stream",
@@ -151,23 +187,40 @@ void HttpApi::proxy(const httplib::Request& req, httplib::Response& res, const P
           }
           for (const auto& c : chunks) {
             if (!sink.write(c.data(), c.size())) {
-              up->cancelled = true;
-              up->client->stop();
+              up->abort();
               return false;
             }
           }
           if (done) {
+            std::string error;
+            {
+              std::lock_guard l(up->mu);
+              error = up->error;
+            }
+            if (!error.empty()) {  // the coordinator went away mid-stream: say so, no [DONE]
+              const std::string event =
+                  "data: " +
+                  nlohmann::json{{"error",
+                                  {{"message", "the coordinating node stopped answering: " + error},
+                                   {"type", "server_error"},
+                                   {"param", nullptr},
+                                   {"code", nullptr}}}}
+                      .dump() +
+                  "\n\n";
+              sink.write(event.data(), event.size());
+              return false;
+            }
             sink.done();
             return true;
           }
         }
       },
-      [up, log](bool success) {
+      [this, up, log](bool success) {
         if (!success) {
-          up->cancelled = true;
-          up->client->stop();
-          log->error = "the client disconnected; the coordinator's generation was stopped";
+          up->abort();
+          if (log->error.empty()) log->error = "the client disconnected; the coordinator's generation was stopped";
         }
+        track_upstream(up, false);
         log->status = 200;
         log->write();
       });

@@ -169,7 +169,11 @@ int Agent::run() {
   io_.run();
   {
     std::lock_guard lock(instances_mu_);
-    for (auto& [name, entry] : instances_) entry->cancelled = true;  // loads stop waiting for their group
+    for (auto& [name, entry] : instances_) {
+      entry->cancelled = true;  // loads stop waiting for their group
+      // Requests in flight end now (unavailable) rather than hold the HTTP server's stop.
+      if (entry->instance && entry->spec.rank == 0) entry->instance->stop_scheduler();
+    }
   }
   http_->stop();
   {

@@ -146,12 +146,7 @@ ModelInstance::~ModelInstance() {
   if (follower_.joinable()) follower_.join();
   // A request thread may still hold the scheduler; its thread must stop before the
   // runner it drives goes away.
-  std::shared_ptr<Scheduler> scheduler;
-  {
-    std::lock_guard lock(scheduler_mu_);
-    scheduler = scheduler_;
-  }
-  if (scheduler) scheduler->stop();
+  stop_scheduler();
 }
 
 std::string ModelInstance::state() const {
@@ -174,7 +169,7 @@ void ModelInstance::set_failed(const std::string& error) {
 
 void ModelInstance::start_scheduler(SchedulerOptions options) {
   std::lock_guard lock(scheduler_mu_);
-  if (scheduler_ || spec_.rank != 0) return;
+  if (scheduler_ || unloading_ || spec_.rank != 0) return;
   options.max_sequences = std::min(options.max_sequences, spec_.max_sequences);
   scheduler_ = std::make_shared<Scheduler>(*runner_, *model_->tokenizer, options, [this](const Status& s) {
     if (group_->broken()) set_failed(s.message());
@@ -195,6 +190,16 @@ Result<GenerateResult> ModelInstance::generate(const GenerateRequest& request,
   return scheduler->generate(request, on_text);
 }
 
+void ModelInstance::stop_scheduler() {
+  std::shared_ptr<Scheduler> scheduler;
+  {
+    std::lock_guard lock(scheduler_mu_);
+    unloading_ = true;
+    scheduler = scheduler_;
+  }
+  if (scheduler) scheduler->stop();
+}
+
 ServingStats ModelInstance::serving_stats() const {
   std::lock_guard lock(scheduler_mu_);
   return scheduler_ ? scheduler_->stats() : ServingStats{};
@@ -205,6 +210,7 @@ void ModelInstance::unload() {
     std::shared_ptr<Scheduler> scheduler;
     {
       std::lock_guard lock(scheduler_mu_);
+      unloading_ = true;  // no new scheduler may start on this runner
       scheduler = std::move(scheduler_);
     }
     if (scheduler) scheduler->stop();  // fails what is queued, waits for the step in flight

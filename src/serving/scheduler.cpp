@@ -118,7 +118,13 @@ Result<GenerateResult> Scheduler::generate(GenerateRequest request,
       piece.swap(job->text);
       finished = job->finished;
     }
-    if (!piece.empty() && on_text && !job->cancelled && !on_text(piece)) {
+    bool keep = true;
+    try {
+      keep = piece.empty() || !on_text || job->cancelled || on_text(piece);
+    } catch (...) {
+      keep = false;
+    }
+    if (!keep) {
       job->cancelled = true;  // dropped at the next step boundary
       wake_.notify_one();
     }
@@ -144,7 +150,13 @@ void Scheduler::loop() {
       return true;
     });
     if (running.empty()) continue;
-    if (Status s = step(running); !s.is_ok()) {
+    Status s;
+    try {
+      s = step(running);
+    } catch (const std::exception& e) {  // e.g. no memory to grow a KV cache
+      s = internal_error(std::string("the step failed: ") + e.what());
+    }
+    if (!s.is_ok()) {
       spdlog::warn("scheduler: a step failed: {}", s.message());
       if (on_step_error_) on_step_error_(s);
       for (auto& job : running) finish(*job, s);

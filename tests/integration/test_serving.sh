@@ -127,6 +127,9 @@ batched=$(awk '/^clusterd_batch_size_bucket\{model="m",le="1"\}/ {one=$2} /^clus
 ttft=$(awk '/^clusterd_time_to_first_token_seconds_count\{model="m"\}/ {print $2}' <<< "$metrics")
 [ "${ttft:-0}" -ge $((2 * N)) ] || fail "time to first token observed ${ttft:-0} times"
 promtool check metrics <<< "$metrics" > "$WORK/promtool.out" 2>&1 || fail "promtool: $(cat "$WORK/promtool.out")"
+grep -q '^clusterd_http_requests_total{route="/v1/completions",code="200"} [1-9]' <<< "$metrics" ||
+  fail "successful completions are not counted under code 200: $(grep http_requests_total <<< "$metrics")"
+! grep -q 'code="-1"' <<< "$metrics" || fail "requests counted under code -1"
 ok "$batched steps batched several sequences; TTFT histogram has $ttft requests; promtool accepts /metrics"
 
 # Status codes, each with an OpenAI-style error body.

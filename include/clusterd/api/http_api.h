@@ -9,6 +9,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -26,6 +27,8 @@ struct Response;
 }  // namespace httplib
 
 namespace clusterd {
+
+struct ProxyUpstream;  // proxy.cpp
 
 // A peer's HTTP API that serves a model this node does not coordinate.
 struct PeerRoute {
@@ -126,6 +129,9 @@ class HttpApi {
   bool forwarded_by_peer(const httplib::Request& req) const;
   void proxy(const httplib::Request& req, httplib::Response& res, const PeerRoute& route,
              const std::shared_ptr<GenerationLog>& log);
+  // Forwards in flight, so that stop() can abort them instead of waiting out replies.
+  void track_upstream(const std::shared_ptr<ProxyUpstream>& upstream, bool add);
+  void abort_upstreams();
   // /v1/inference, /v1/completions and /v1/chat/completions (log->route says which).
   void generation(const httplib::Request& req, httplib::Response& res, const std::shared_ptr<GenerationLog>& log);
   void count(const std::string& route, int status);
@@ -139,6 +145,9 @@ class HttpApi {
   std::thread thread_;
   mutable std::mutex counts_mu_;
   std::map<std::pair<std::string, int>, uint64_t> counts_;
+  std::mutex upstreams_mu_;
+  std::set<std::shared_ptr<ProxyUpstream>> upstreams_;
+  bool stopping_ = false;  // (upstreams_mu_)
 };
 
 }  // namespace clusterd

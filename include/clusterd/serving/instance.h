@@ -79,6 +79,10 @@ class ModelInstance {
   // Rank 0: generates one request in the running batch (see Scheduler::generate).
   Result<GenerateResult> generate(const GenerateRequest& request,
                                   const std::function<bool(std::string_view)>& on_text = {});
+  // Rank 0: fails queued and running requests (unavailable) and starts no more; the
+  // group stays up until unload(). For shutdown, before the HTTP server waits for its
+  // requests.
+  void stop_scheduler();
   // Rank 0: what the scheduler has done (empty before the first request).
   ServingStats serving_stats() const;
   // Rank 0: tells the followers to stop and closes the group. Others: waits for that.
@@ -96,6 +100,7 @@ class ModelInstance {
   std::thread follower_;
   mutable std::mutex scheduler_mu_;
   std::shared_ptr<Scheduler> scheduler_;  // rank 0; the only user of runner_ there
+  bool unloading_ = false;                // set by unload(): no scheduler starts again (scheduler_mu_)
   mutable std::mutex state_mu_;
   std::string state_ = "ready";
   std::string error_;
