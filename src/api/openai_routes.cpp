@@ -146,8 +146,14 @@ void HttpApi::generation(const httplib::Request& req, httplib::Response& res,
   }
   const std::string id = completion_id(chat);
   const int64_t created = unix_seconds();
+  auto begun = backend_.begin_completion(*request);
+  if (!begun.is_ok()) {  // refused before any reply: the status says why (503 queue full, 400...)
+    log->error = begun.status().message();
+    return set_error(res, begun.status());
+  }
+  std::shared_ptr<PendingCompletion> pending = std::move(*begun);
   if (!request->stream) {
-    auto result = backend_.complete(*request, {});
+    auto result = pending->finish({});
     if (!result.is_ok()) {
       log->error = result.status().message();
       return set_error(res, result.status());
@@ -162,10 +168,10 @@ void HttpApi::generation(const httplib::Request& req, httplib::Response& res,
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
       "text/event-stream",
-      [this, request, id, created, log, compact](size_t, httplib::DataSink& sink) {
+      [this, request, pending, id, created, log, compact](size_t, httplib::DataSink& sink) {
         bool connected = true;
         if (request->chat) connected = write_event(sink, completion_chunk(*request, id, created, "", "", true).dump());
-        auto result = backend_.complete(*request, [&](std::string_view piece) {
+        auto result = pending->finish([&](std::string_view piece) {
           if (connected && !piece.empty()) {
             nlohmann::json chunk = compact ? nlohmann::json{{"text", std::string(piece)}}
                                            : completion_chunk(*request, id, created, std::string(piece), "");

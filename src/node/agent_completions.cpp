@@ -100,8 +100,40 @@ void Agent::announce_models() {
   control_->broadcast({{"type", "models"}, {"models", names}});
 }
 
-Result<CompletionResult> Agent::complete(const CompletionRequest& r,
-                                         const std::function<bool(std::string_view)>& on_text) {
+namespace {
+
+// A request queued on an instance this node coordinates; holds the instance entry so
+// the instance outlives the wait.
+class QueuedCompletion final : public PendingCompletion {
+ public:
+  QueuedCompletion(std::shared_ptr<void> keep, ModelInstance::PendingGeneration pending, int prompt_tokens)
+      : keep_(std::move(keep)), pending_(std::move(pending)), prompt_tokens_(prompt_tokens) {}
+
+  Result<CompletionResult> finish(const std::function<bool(std::string_view)>& on_text) override {
+    auto result = pending_.wait(on_text);
+    if (!result.is_ok()) return result.status();
+    CompletionResult out;
+    out.text = sanitize_utf8(result->text);
+    out.finish_reason = result->finish_reason;
+    out.tokens = result->tokens;
+    out.prompt_tokens = prompt_tokens_;
+    out.completion_tokens = static_cast<int>(result->tokens.size());
+    out.prompt_ms = result->prompt_ms;
+    out.generation_ms = result->generation_ms;
+    out.queue_ms = result->queue_ms;
+    out.first_token_ms = result->first_token_ms;
+    return out;
+  }
+
+ private:
+  std::shared_ptr<void> keep_;
+  ModelInstance::PendingGeneration pending_;
+  int prompt_tokens_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<PendingCompletion>> Agent::begin_completion(const CompletionRequest& r) {
   auto entry = coordinated_instance(r.model);
   if (!entry.is_ok()) return entry.status();
   const Tokenizer& tok = *(*entry)->instance->model().tokenizer;
@@ -136,19 +168,10 @@ Result<CompletionResult> Agent::complete(const CompletionRequest& r,
   g.sampling.seed = r.seed >= 0 ? static_cast<uint64_t>(r.seed) : random_u64();
   (*entry)->instance->start_scheduler(
       {config_.max_sequences, config_.max_batch_tokens, config_.queue_depth, config_.kv_cache_tokens});
-  auto result = (*entry)->instance->generate(g, on_text);
-  if (!result.is_ok()) return result.status();
-  CompletionResult out;
-  out.text = sanitize_utf8(result->text);
-  out.finish_reason = result->finish_reason;
-  out.tokens = result->tokens;
-  out.prompt_tokens = static_cast<int>(g.prompt.size());
-  out.completion_tokens = static_cast<int>(result->tokens.size());
-  out.prompt_ms = result->prompt_ms;
-  out.generation_ms = result->generation_ms;
-  out.queue_ms = result->queue_ms;
-  out.first_token_ms = result->first_token_ms;
-  return out;
+  auto pending = (*entry)->instance->submit(g);
+  if (!pending.is_ok()) return pending.status();
+  return std::unique_ptr<PendingCompletion>(
+      new QueuedCompletion(*entry, std::move(*pending), static_cast<int>(g.prompt.size())));
 }
 
 void Agent::write_serving_metrics(MetricsWriter& out) const {

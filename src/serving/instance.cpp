@@ -176,8 +176,7 @@ void ModelInstance::start_scheduler(SchedulerOptions options) {
   });
 }
 
-Result<GenerateResult> ModelInstance::generate(const GenerateRequest& request,
-                                               const std::function<bool(std::string_view)>& on_text) {
+Result<ModelInstance::PendingGeneration> ModelInstance::submit(const GenerateRequest& request) {
   if (spec_.rank != 0) return invalid_argument("instance " + spec_.name + " is coordinated by rank 0");
   if (state() != "ready") return unavailable("instance " + spec_.name + " is " + state() + ": " + error());
   start_scheduler(SchedulerOptions{});
@@ -186,8 +185,17 @@ Result<GenerateResult> ModelInstance::generate(const GenerateRequest& request,
     std::lock_guard lock(scheduler_mu_);
     scheduler = scheduler_;
   }
-  if (scheduler == nullptr) return unavailable("instance " + spec_.name + " was unloaded");
-  return scheduler->generate(request, on_text);
+  if (scheduler == nullptr) return unavailable("instance " + spec_.name + " is being unloaded");
+  auto ticket = scheduler->submit(request);
+  if (!ticket.is_ok()) return ticket.status();
+  return PendingGeneration{std::move(scheduler), std::move(*ticket)};
+}
+
+Result<GenerateResult> ModelInstance::generate(const GenerateRequest& request,
+                                               const std::function<bool(std::string_view)>& on_text) {
+  auto pending = submit(request);
+  if (!pending.is_ok()) return pending.status();
+  return pending->wait(on_text);
 }
 
 void ModelInstance::stop_scheduler() {

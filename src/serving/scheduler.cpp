@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 namespace clusterd {
 
@@ -73,8 +74,26 @@ ServingStats Scheduler::stats() const {
   return stats_;
 }
 
+// A submitted request; the caller holds it until wait() returns. Requests that finish
+// at submission (max_tokens 0) carry their result here.
+class Scheduler::Ticket {
+ public:
+  ~Ticket() {
+    if (job && !waited) job->cancelled = true;  // nobody will read it: drop it at the next step
+  }
+  std::shared_ptr<Job> job;
+  std::optional<GenerateResult> immediate;
+  bool waited = false;
+};
+
 Result<GenerateResult> Scheduler::generate(GenerateRequest request,
                                            const std::function<bool(std::string_view)>& on_text) {
+  auto ticket = submit(std::move(request));
+  if (!ticket.is_ok()) return ticket.status();
+  return wait(*ticket, on_text);
+}
+
+Result<std::shared_ptr<Scheduler::Ticket>> Scheduler::submit(GenerateRequest request) {
   if (request.prompt.empty()) return invalid_argument("generate: the prompt has no tokens");
   const int64_t positions = static_cast<int64_t>(request.prompt.size()) + std::max(0, request.max_tokens);
   if (positions > n_ctx_) {
@@ -87,10 +106,11 @@ Result<GenerateResult> Scheduler::generate(GenerateRequest request,
                             " KV-cache positions; this instance's budget is " +
                             std::to_string(options_.kv_cache_tokens));
   }
+  auto ticket = std::make_shared<Ticket>();
   if (request.max_tokens <= 0) {
-    GenerateResult empty;
-    empty.finish_reason = "length";
-    return empty;
+    ticket->immediate = GenerateResult{};
+    ticket->immediate->finish_reason = "length";
+    return ticket;
   }
   auto job = std::make_shared<Job>(std::move(request), tokenizer_);
   job->kv_tokens = positions;
@@ -108,7 +128,15 @@ Result<GenerateResult> Scheduler::generate(GenerateRequest request,
     stats_.waiting = static_cast<int>(waiting_.size());
   }
   wake_.notify_one();
+  ticket->job = std::move(job);
+  return ticket;
+}
 
+Result<GenerateResult> Scheduler::wait(const std::shared_ptr<Ticket>& ticket,
+                                       const std::function<bool(std::string_view)>& on_text) {
+  if (ticket->immediate) return *ticket->immediate;
+  ticket->waited = true;
+  const std::shared_ptr<Job>& job = ticket->job;
   for (;;) {
     std::string piece;
     bool finished;

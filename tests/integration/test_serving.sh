@@ -198,4 +198,16 @@ busy=$(grep -l "^HTTP/1.1 503" "$WORK"/q.*.h | head -1)
 grep -qi "^Retry-After: [0-9]" "$busy" || fail "503 without Retry-After: $(cat "$busy")"
 grep -q "^HTTP/1.1 200" "$WORK"/q.*.h || fail "no request was served"
 ok "a full queue answers 503 with Retry-After while the running request completes"
+
+# A stream refused because the queue is full gets the 503 too, not 200 and an error event.
+netns_exec 2 curl -s -o /dev/null --max-time 60 -H "Authorization: Bearer $TEAM" -H 'Content-Type: application/json' \
+  -d '{"model":"q","prompt":"x","max_tokens":480,"temperature":0}' http://127.0.0.1:8000/v1/completions &
+running_q() {
+  req 2 "$READER" /metrics | grep -q '^clusterd_requests_running{model="q"} 1'
+}
+wait_until 10 running_q || fail "the long request on q did not start"
+stream_code=$(code 2 "$TEAM" /v1/completions -d '{"model":"q","prompt":"x","max_tokens":5,"stream":true}')
+[ "$stream_code" = 503 ] || fail "a streaming request to a full queue got $stream_code"
+wait
+ok "a streaming request to a full queue gets 503 before any event"
 finish

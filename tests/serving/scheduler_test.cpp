@@ -199,6 +199,27 @@ TEST_F(SchedulerTest, AFullQueueRefusesAndRequestsThatCanNeverFitAreInvalid) {
   EXPECT_EQ(scheduler.stats().requests_refused, 1u);
 }
 
+TEST_F(SchedulerTest, SubmitRefusesBeforeAnyReplyAndADroppedTicketIsCancelled) {
+  LocalCollective local;
+  Transformer tf(*weights_, local, TransformerOptions{kCtx, 2, TensorType::kF16, 1});
+  LocalStepRunner runner(tf);
+  Scheduler scheduler(runner, *model_->tokenizer, SchedulerOptions{2, 64, 4, 0});
+  auto refused = scheduler.submit(request(300, 10, 40));
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  {
+    auto ticket = scheduler.submit(request(6, 200, 41));
+    ASSERT_TRUE(ticket.is_ok());
+  }  // nobody waits: the request is dropped at a step boundary
+  wait_until([&] { return scheduler.stats().requests_cancelled == 1; });
+  EXPECT_EQ(scheduler.stats().running, 0);
+  auto ticket = scheduler.submit(request(6, 8, 42));
+  ASSERT_TRUE(ticket.is_ok());
+  auto r = scheduler.wait(*ticket);
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->tokens, alone(request(6, 8, 42)));
+}
+
 TEST_F(SchedulerTest, RequestsWaitForKvBudgetInArrivalOrder) {
   LocalCollective local;
   Transformer tf(*weights_, local, TransformerOptions{kCtx, 4, TensorType::kF16, 1});

@@ -37,6 +37,15 @@ struct PeerRoute {
   std::string node;  // its name, for messages
 };
 
+// A generation request accepted by the backend (queued); finish() waits for it.
+class PendingCompletion {
+ public:
+  virtual ~PendingCompletion() = default;
+  // Waits for the reply; `on_text` gets each final piece of text and returns false to
+  // stop (the client went away).
+  virtual Result<CompletionResult> finish(const std::function<bool(std::string_view)>& on_text) = 0;
+};
+
 class ApiBackend {
  public:
   virtual ~ApiBackend() = default;
@@ -53,12 +62,12 @@ class ApiBackend {
   virtual Result<nlohmann::json> unload_model(const nlohmann::json& body) = 0;  // POST /v1/models/unload
   virtual nlohmann::json instances_document() const = 0;                        // GET /v1/instances
 
-  // Generation (/v1/inference and the OpenAI surface). `check_model` says whether `complete` could run the model here
-  // (not_found, or unavailable while it loads). `complete` runs one request; `on_text`
-  // gets each final piece of text and returns false to stop (the client went away).
+  // Generation (/v1/inference and the OpenAI surface). `check_model` says whether the
+  // model runs here (not_found, or unavailable while it loads).
   virtual Status check_model(const std::string& model) const = 0;
-  virtual Result<CompletionResult> complete(const CompletionRequest& request,
-                                            const std::function<bool(std::string_view)>& on_text) = 0;
+  // Queues one request. Refusals (queue full, too long, not ready) come here, before
+  // any reply is started, so that a stream can still answer them with their status.
+  virtual Result<std::unique_ptr<PendingCompletion>> begin_completion(const CompletionRequest& request) = 0;
   virtual nlohmann::json models_list() const = 0;  // GET /v1/models
   // Where to forward a generation request for `model` when a live peer coordinates it
   // and this node does not; nullopt otherwise.

@@ -48,8 +48,7 @@ class Agent final : public ApiBackend {
   Result<nlohmann::json> unload_model(const nlohmann::json& body) override;
   nlohmann::json instances_document() const override;
   Status check_model(const std::string& model) const override;
-  Result<CompletionResult> complete(const CompletionRequest& request,
-                                    const std::function<bool(std::string_view)>& on_text) override;
+  Result<std::unique_ptr<PendingCompletion>> begin_completion(const CompletionRequest& request) override;
   nlohmann::json models_list() const override;
   std::optional<PeerRoute> coordinator_route(const std::string& model) const override;
 

@@ -76,6 +76,16 @@ class ModelInstance {
   // Rank 0: starts continuous batching with `options` (max_sequences is capped at the
   // spec's); later calls change nothing. generate() starts it with defaults if needed.
   void start_scheduler(SchedulerOptions options);
+  // Rank 0: a request queued in the running batch; wait() for its reply.
+  struct PendingGeneration {
+    std::shared_ptr<Scheduler> scheduler;
+    std::shared_ptr<Scheduler::Ticket> ticket;
+    Result<GenerateResult> wait(const std::function<bool(std::string_view)>& on_text = {}) const {
+      return scheduler->wait(ticket, on_text);
+    }
+  };
+  // Rank 0: queues a request (errors: see Scheduler::submit).
+  Result<PendingGeneration> submit(const GenerateRequest& request);
   // Rank 0: generates one request in the running batch (see Scheduler::generate).
   Result<GenerateResult> generate(const GenerateRequest& request,
                                   const std::function<bool(std::string_view)>& on_text = {});

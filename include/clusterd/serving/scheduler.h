@@ -69,6 +69,13 @@ class Scheduler {
   // scheduler stops, and whatever a step fails with.
   Result<GenerateResult> generate(GenerateRequest request, const std::function<bool(std::string_view)>& on_text = {});
 
+  // generate() in two halves, so that a caller can answer a refusal (queue full, can
+  // never fit) before it commits to a reply, e.g. before a stream's headers go out.
+  class Ticket;
+  Result<std::shared_ptr<Ticket>> submit(GenerateRequest request);
+  Result<GenerateResult> wait(const std::shared_ptr<Ticket>& ticket,
+                              const std::function<bool(std::string_view)>& on_text = {});
+
   ServingStats stats() const;
   const SchedulerOptions& options() const { return options_; }
 
