@@ -199,15 +199,17 @@ grep -qi "^Retry-After: [0-9]" "$busy" || fail "503 without Retry-After: $(cat "
 grep -q "^HTTP/1.1 200" "$WORK"/q.*.h || fail "no request was served"
 ok "a full queue answers 503 with Retry-After while the running request completes"
 
-# A stream refused because the queue is full gets the 503 too, not 200 and an error event.
-netns_exec 2 curl -s -o /dev/null --max-time 60 -H "Authorization: Bearer $TEAM" -H 'Content-Type: application/json' \
-  -d '{"model":"q","prompt":"x","max_tokens":480,"temperature":0}' http://127.0.0.1:8000/v1/completions &
-running_q() {
-  req 2 "$READER" /metrics | grep -q '^clusterd_requests_running{model="q"} 1'
-}
-wait_until 10 running_q || fail "the long request on q did not start"
-stream_code=$(code 2 "$TEAM" /v1/completions -d '{"model":"q","prompt":"x","max_tokens":5,"stream":true}')
-[ "$stream_code" = 503 ] || fail "a streaming request to a full queue got $stream_code"
+# Streams refused because the queue is full get the 503 too, not 200 and an error event.
+for i in 1 2 3 4; do
+  netns_exec 2 curl -s -N -D "$WORK/qs.$i.h" -o "$WORK/qs.$i.body" --max-time 60 -H "Authorization: Bearer $TEAM" \
+    -H 'Content-Type: application/json' -d '{"model":"q","prompt":"x","max_tokens":400,"stream":true}' \
+    http://127.0.0.1:8000/v1/completions &
+done
 wait
-ok "a streaming request to a full queue gets 503 before any event"
+busy=$(grep -l "^HTTP/1.1 503" "$WORK"/qs.*.h | head -1)
+[ -n "$busy" ] || fail "four streams at once with no queue got no 503: $(head -1 -q "$WORK"/qs.*.h)"
+body="${busy%.h}.body"
+[ "$(jq -r .error.type "$body")" = unavailable ] || fail "the refused stream's body: $(head -c 300 "$body")"
+grep -q "^HTTP/1.1 200" "$WORK"/qs.*.h || fail "no stream was served"
+ok "streams refused for a full queue get 503 with a JSON error before any event"
 finish
