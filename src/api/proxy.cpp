@@ -6,6 +6,7 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -52,15 +53,22 @@ struct ProxyUpstream {
   }
 };
 
-void HttpApi::track_upstream(const std::shared_ptr<ProxyUpstream>& up, bool add) {
+Status HttpApi::track_upstream(const std::shared_ptr<ProxyUpstream>& up, bool add) {
   std::lock_guard lock(upstreams_mu_);
   if (!add) {
     upstreams_.erase(up);
-  } else if (stopping_) {
-    up->abort();  // the node is stopping: no new forwards
-  } else {
-    upstreams_.insert(up);
+    return Status::ok();
   }
+  if (stopping_) return unavailable("this node is shutting down");
+  // Forwards hold a server thread here while they wait; two nodes forwarding to each
+  // other could otherwise hold all of each other's threads.
+  const size_t limit = static_cast<size_t>(std::max(1, options_.threads / 2));
+  if (upstreams_.size() >= limit) {
+    return unavailable("this node is already forwarding " + std::to_string(limit) +
+                       " requests; send requests to the model's coordinating node or retry shortly");
+  }
+  upstreams_.insert(up);
+  return Status::ok();
 }
 
 void HttpApi::abort_upstreams() {
@@ -95,6 +103,11 @@ void HttpApi::proxy(const httplib::Request& req, httplib::Response& res, const P
   log->proxied_to = route.node;
   auto up = std::make_shared<ProxyUpstream>();
   up->client = std::make_unique<httplib::Client>(route.host, route.port);
+  if (Status s = track_upstream(up, true); !s.is_ok()) {
+    res.set_header("Retry-After", "1");
+    log->error = s.message();
+    return set_json_error(res, 503, s.message(), "unavailable");
+  }
   up->client->set_connection_timeout(5);
   up->client->set_read_timeout(3600);  // a whole reply can take minutes
   up->client->set_write_timeout(60);
@@ -138,12 +151,11 @@ void HttpApi::proxy(const httplib::Request& req, httplib::Response& res, const P
     up->cv.notify_all();
   }).detach();
 
-  track_upstream(up, true);
   std::unique_lock lock(up->mu);
   up->cv.wait(lock, [&] { return up->have_headers || up->done; });
   if (!up->have_headers) {
     lock.unlock();
-    track_upstream(up, false);
+    (void)track_upstream(up, false);
     res.set_header("Retry-After", "1");
     return set_json_error(res, 502,
                           "model '" + log->model + "' is coordinated by node " + route.node + " (" + route.host + ":" +
@@ -156,7 +168,7 @@ void HttpApi::proxy(const httplib::Request& req, httplib::Response& res, const P
     for (auto& c : up->chunks) body += c;
     const std::string error = up->error;
     lock.unlock();
-    track_upstream(up, false);
+    (void)track_upstream(up, false);
     if (!error.empty()) {  // the reply broke off: do not pass on half of it
       log->error = error;
       return set_json_error(
@@ -220,7 +232,7 @@ void HttpApi::proxy(const httplib::Request& req, httplib::Response& res, const P
           up->abort();
           if (log->error.empty()) log->error = "the client disconnected; the coordinator's generation was stopped";
         }
-        track_upstream(up, false);
+        (void)track_upstream(up, false);
         log->status = 200;
         log->write();
       });

@@ -139,7 +139,9 @@ class HttpApi {
   void proxy(const httplib::Request& req, httplib::Response& res, const PeerRoute& route,
              const std::shared_ptr<GenerationLog>& log);
   // Forwards in flight, so that stop() can abort them instead of waiting out replies.
-  void track_upstream(const std::shared_ptr<ProxyUpstream>& upstream, bool add);
+  // Adding refuses (unavailable) while stopping or when half the server's threads
+  // already wait on forwards.
+  Status track_upstream(const std::shared_ptr<ProxyUpstream>& upstream, bool add);
   void abort_upstreams();
   // /v1/inference, /v1/completions and /v1/chat/completions (log->route says which).
   void generation(const httplib::Request& req, httplib::Response& res, const std::shared_ptr<GenerationLog>& log);
