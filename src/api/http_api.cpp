@@ -13,12 +13,16 @@
 
 namespace clusterd {
 
-void set_json_error(httplib::Response& res, int status, const std::string& message, const std::string& type,
-                    const std::string& param) {
+nlohmann::json error_document(const std::string& message, const std::string& type, const std::string& param) {
   nlohmann::json err = {{"message", message}, {"type", type}, {"param", nullptr}, {"code", nullptr}};
   if (!param.empty()) err["param"] = param;
+  return {{"error", err}};
+}
+
+void set_json_error(httplib::Response& res, int status, const std::string& message, const std::string& type,
+                    const std::string& param) {
   res.status = status;
-  res.set_content(nlohmann::json{{"error", err}}.dump(), "application/json");
+  res.set_content(error_document(message, type, param).dump(), "application/json");
 }
 
 void set_json(httplib::Response& res, const nlohmann::json& doc) {

@@ -190,12 +190,7 @@ void HttpApi::generation(const httplib::Request& req, httplib::Response& res,
         if (!result.is_ok()) {
           log->status = http_status_for(result.status().code());
           log->error = result.status().message();
-          nlohmann::json err = {{"error",
-                                 {{"message", result.status().message()},
-                                  {"type", status_code_name(result.status().code())},
-                                  {"param", nullptr},
-                                  {"code", nullptr}}}};
-          write_event(sink, err.dump());
+          write_event(sink, error_document(result.status().message(), status_code_name(result.status().code())).dump());
         } else if (compact) {
           write_event(sink, inference_response(*request, *result).dump());
         } else {

@@ -212,13 +212,7 @@ void HttpApi::proxy(const httplib::Request& req, httplib::Response& res, const P
             if (!error.empty()) {  // the coordinator went away mid-stream: say so, no [DONE]
               const std::string event =
                   "data: " +
-                  nlohmann::json{{"error",
-                                  {{"message", "the coordinating node stopped answering: " + error},
-                                   {"type", "server_error"},
-                                   {"param", nullptr},
-                                   {"code", nullptr}}}}
-                      .dump() +
-                  "\n\n";
+                  error_document("the coordinating node stopped answering: " + error, "server_error").dump() + "\n\n";
               sink.write(event.data(), event.size());
               return false;
             }

@@ -104,6 +104,10 @@ void set_json(httplib::Response& res, const nlohmann::json& doc);
 // The HTTP status for an error code (invalid_argument 400, not_found 404, ...).
 int http_status_for(StatusCode code);
 
+// An OpenAI-style error {"error":{"message","type","param","code"}} (a body, or the
+// event that ends a failed stream).
+nlohmann::json error_document(const std::string& message, const std::string& type, const std::string& param = "");
+
 // Sets an OpenAI-style error body {"error":{"message","type","param","code"}}.
 void set_json_error(httplib::Response& res, int status, const std::string& message, const std::string& type,
                     const std::string& param = "");
