@@ -6,6 +6,7 @@
 #include "clusterd/engine/kernels_avx512.h"
 #include "clusterd/engine/kernels_neon.h"
 #include "clusterd/engine/kernels_x4.h"
+#include "clusterd/engine/packed.h"
 #include "clusterd/engine/quant.h"
 #include "clusterd/engine/quantize_avx512.h"
 
@@ -15,6 +16,7 @@ WeightMatrix WeightMatrix::rows(int64_t first, int64_t count) const {
   WeightMatrix m = *this;
   m.data = data + first * row_stride;
   m.n_out = count;
+  m.packed = nullptr;
   return m;
 }
 
@@ -22,6 +24,7 @@ WeightMatrix WeightMatrix::columns(int64_t first, int64_t count) const {
   WeightMatrix m = *this;
   m.data = data + tensor_row_bytes(type, first);
   m.n_in = count;
+  m.packed = nullptr;
   return m;
 }
 
@@ -237,16 +240,39 @@ void matmul(std::span<const MatmulOutput> outputs, const float* x, int n_tokens,
       }
     }
     input_of[i] = &inputs[found];
-    first_row[i + 1] = first_row[i] + outputs[i].w->n_out;
+  }
+  // Packed products read each Q8_0 block's scale and quant sum once per call.
+  PackedActivations packed_acts;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    if (!outputs[i].w->packed || packed_acts.rows) continue;
+    const int nb = static_cast<int>(n_in / 32);
+    scratch.block_scales.resize(static_cast<size_t>(n_tokens) * nb);
+    scratch.block_sums.resize(static_cast<size_t>(n_tokens) * nb);
+    packed_activation_sums(input_of[i]->data, input_of[i]->row_bytes, n_tokens, nb, scratch.block_scales.data(),
+                           scratch.block_sums.data());
+    packed_acts = {input_of[i]->data, input_of[i]->row_bytes, scratch.block_scales.data(), scratch.block_sums.data(),
+                   nb};
   }
   // One split over the rows of every output: each thread takes a range of rows (which
-  // may cross from one matrix into the next) and runs every token through them.
-  pool.parallel_for(first_row.back(), 16, [&](int, int64_t begin, int64_t end) {
+  // may cross from one matrix into the next) and runs every token through them. Each
+  // matrix's range is rounded up to whole row groups, so that a packed matrix splits
+  // on group boundaries.
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const int64_t n_out = outputs[i].w->n_out;
+    first_row[i + 1] = first_row[i] + (n_out + kPackedRows - 1) / kPackedRows * kPackedRows;
+  }
+  pool.parallel_for(first_row.back(), kPackedRows, [&](int, int64_t begin, int64_t end) {
     for (size_t i = 0; i < outputs.size(); ++i) {
-      const int64_t lo = std::max(begin, first_row[i]), hi = std::min(end, first_row[i + 1]);
+      const WeightMatrix& w = *outputs[i].w;
+      const int64_t lo = std::max(begin, first_row[i]) - first_row[i];
+      const int64_t hi = std::min(end, first_row[i + 1]) - first_row[i];
       if (lo >= hi) continue;
-      product_rows(*outputs[i].w, input_of[i]->data, input_of[i]->row_bytes, n_tokens, outputs[i].y, lo - first_row[i],
-                   hi - first_row[i]);
+      if (w.packed) {
+        packed_product(w.type, w.packed, w.n_in, w.n_out, packed_acts, n_tokens, outputs[i].y, lo / kPackedRows,
+                       hi / kPackedRows);
+      } else {
+        product_rows(w, input_of[i]->data, input_of[i]->row_bytes, n_tokens, outputs[i].y, lo, std::min(hi, w.n_out));
+      }
     }
   });
 }

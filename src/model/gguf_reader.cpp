@@ -455,6 +455,18 @@ GgufFile::~GgufFile() {
   if (map_ != nullptr) ::munmap(map_, map_size_);
 }
 
+void GgufFile::release(std::span<const uint8_t> bytes) const {
+  if (map_ == nullptr || bytes.empty()) return;
+  const auto base = reinterpret_cast<uintptr_t>(map_);
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  uintptr_t begin = std::max(reinterpret_cast<uintptr_t>(bytes.data()), base);
+  uintptr_t end = std::min(reinterpret_cast<uintptr_t>(bytes.data() + bytes.size()), base + map_size_);
+  begin = (begin + page - 1) / page * page;
+  end = end / page * page;
+  // Read-only private pages were never written, so dropping them loses nothing.
+  if (begin < end) (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 const GgufValue* GgufFile::find(const std::string& key) const {
   auto it = metadata_.find(key);
   return it == metadata_.end() ? nullptr : &it->second;

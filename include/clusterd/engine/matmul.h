@@ -22,6 +22,9 @@ struct WeightMatrix {
   int64_t n_out = 0;              // rows (ne[1] of the slice)
   const uint8_t* data = nullptr;  // first element of the first row
   size_t row_stride = 0;          // bytes from one row to the next
+  // The same rows in the packed layout (packed.h), or null. Set by load_weights where
+  // packing_supported(type); views taken with rows() or columns() are not packed.
+  const uint8_t* packed = nullptr;
 
   // The sub-matrix of rows [first, first + count).
   WeightMatrix rows(int64_t first, int64_t count) const;
@@ -34,6 +37,8 @@ struct WeightMatrix {
 struct MatmulScratch {
   std::vector<uint8_t> quantized;    // activations in Q8_0 (for Q4_0 and Q8_0 weights)
   std::vector<uint8_t> quantized_k;  // activations in Q8_K (for the K-quants)
+  std::vector<float> block_scales;   // per Q8_0 activation block: d as float (packed products)
+  std::vector<int32_t> block_sums;   // and the sum of its quants
 };
 
 // y[t * n_out + o] = sum_i W[o, i] * x[t * n_in + i], for t in [0, n_tokens).

@@ -35,11 +35,16 @@ struct ModelWeights {
   std::vector<float> rope_freqs;     // (n_rot / 2) frequency divisors, llama 3.1; empty otherwise
   std::vector<LayerWeights> layers;  // indexed by layer - shard.layer_begin
   // Column slices (attn_output, ffn_down of a tensor-parallel shard) copied at load
-  // time so that their rows are contiguous, requantized (to Q8_0 where 32-aligned,
+  // time so that their rows are contiguous (unless they are packed, which copies them
+  // anyway), requantized (to Q8_0 where 32-aligned,
   // else F32) where they do not align with their type's blocks; the views above point
   // into these.
   std::vector<std::vector<uint8_t>> requantized;
   std::vector<std::string> load_notes;  // one line per requantized slice
+  // The packed copies (packed.h) of the matrices above whose type packs on this CPU;
+  // each matrix's `packed` points into one of these (64-byte aligned inside).
+  std::vector<std::vector<uint8_t>> packed;
+  uint64_t packed_bytes = 0;
 
   // Bytes of weight data this shard reads (for memory accounting and bandwidth bounds).
   uint64_t bytes() const;
@@ -47,7 +52,10 @@ struct ModelWeights {
 
 // Builds the views. The file must outlive the result. Errors name the file and the
 // tensor ("x.gguf: tensor blk.2.ffn_up.weight has shape [128, 384], expected [128, 512]").
-Result<ModelWeights> load_weights(const GgufFile& file, const ModelParams& params, const Shard& shard);
+// With `pack`, Q8_0 and Q4_0 matrices are also copied into the packed layout where
+// the CPU supports it (faster products; the copy is private memory of the same size).
+Result<ModelWeights> load_weights(const GgufFile& file, const ModelParams& params, const Shard& shard,
+                                  bool pack = true);
 
 // Bytes [begin, end) of one tensor's data.
 struct TensorByteRange {

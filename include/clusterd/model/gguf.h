@@ -117,6 +117,10 @@ class GgufFile {
   const GgufTensorInfo* find_tensor(const std::string& name) const;
   // Bytes of a tensor's data (inside the mapping).
   std::span<const uint8_t> tensor_data(const GgufTensorInfo& tensor) const;
+  // Drops the pages wholly inside `bytes` (a span of this file's data) from this
+  // process's memory, for data that has been copied elsewhere: a mapped file pages them
+  // in again if they are read later; an in-memory image is left as it is.
+  void release(std::span<const uint8_t> bytes) const;
   uint64_t data_offset() const { return data_offset_; }  // file offset of the data section
   uint64_t file_size() const { return bytes_.size(); }
 

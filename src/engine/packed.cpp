@@ -1,0 +1,115 @@
+// Packing and the scalar reference of the packed product (layout in packed.h).
+#include "clusterd/engine/packed.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "clusterd/engine/kernels_avx512.h"
+#include "clusterd/engine/matmul.h"
+#include "clusterd/engine/quant.h"
+
+namespace clusterd {
+
+namespace {
+
+// Bytes of quants per block slice of a group, and the offset added to stored weights.
+int block_quant_bytes(TensorType type) { return type == TensorType::kQ8_0 ? 512 : 256; }
+int weight_offset(TensorType type) { return type == TensorType::kQ8_0 ? 128 : 8; }
+
+}  // namespace
+
+bool packing_supported(TensorType type) {
+  if (type != TensorType::kQ8_0 && type != TensorType::kQ4_0) return false;
+  static const bool vnni = cpu_has_avx512_vnni();
+  return vnni;
+}
+
+size_t packed_group_bytes(TensorType type, int64_t n_in) {
+  const size_t nb = static_cast<size_t>(n_in / 32);
+  const size_t bytes = nb * (block_quant_bytes(type) + kPackedRows * sizeof(uint16_t));
+  return (bytes + 63) / 64 * 64;
+}
+
+size_t packed_matrix_bytes(TensorType type, int64_t n_in, int64_t n_out) {
+  const size_t groups = static_cast<size_t>((n_out + kPackedRows - 1) / kPackedRows);
+  return groups * packed_group_bytes(type, n_in);
+}
+
+void pack_matrix(const WeightMatrix& w, uint8_t* out) {
+  const int nb = static_cast<int>(w.n_in / 32);
+  const int qb = block_quant_bytes(w.type);
+  const size_t group_bytes = packed_group_bytes(w.type, w.n_in);
+  const int64_t groups = (w.n_out + kPackedRows - 1) / kPackedRows;
+  std::memset(out, 0, groups * group_bytes);  // padding rows: zero scales
+  for (int64_t g = 0; g < groups; ++g) {
+    uint8_t* group = out + g * group_bytes;
+    uint16_t* scales = reinterpret_cast<uint16_t*>(group + static_cast<size_t>(nb) * qb);
+    for (int r = 0; r < kPackedRows && g * kPackedRows + r < w.n_out; ++r) {
+      const uint8_t* row = w.data + (g * kPackedRows + r) * w.row_stride;
+      for (int b = 0; b < nb; ++b) {
+        uint8_t* slice = group + static_cast<size_t>(b) * qb;
+        if (w.type == TensorType::kQ8_0) {
+          const auto* block = reinterpret_cast<const block_q8_0*>(row) + b;
+          scales[b * kPackedRows + r] = block->d;
+          for (int j = 0; j < 8; ++j) {
+            for (int i = 0; i < 4; ++i) slice[j * 64 + r * 4 + i] = static_cast<uint8_t>(block->qs[4 * j + i] + 128);
+          }
+        } else {
+          const auto* block = reinterpret_cast<const block_q4_0*>(row) + b;
+          scales[b * kPackedRows + r] = block->d;
+          for (int j = 0; j < 4; ++j) std::memcpy(slice + j * 64 + r * 4, block->qs + 4 * j, 4);
+        }
+      }
+    }
+  }
+}
+
+void packed_activation_sums(const uint8_t* rows, size_t row_bytes, int n_tokens, int nb, float* d, int32_t* sum) {
+  for (int t = 0; t < n_tokens; ++t) {
+    const auto* blocks = reinterpret_cast<const block_q8_0*>(rows + t * row_bytes);
+    for (int b = 0; b < nb; ++b) {
+      int32_t s = 0;
+      for (int i = 0; i < 32; ++i) s += blocks[b].qs[i];
+      d[t * nb + b] = fp16_to_fp32(blocks[b].d);
+      sum[t * nb + b] = s;
+    }
+  }
+}
+
+void packed_product_reference(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
+                              const PackedActivations& a, int n_tokens, float* y, int64_t group_begin,
+                              int64_t group_end) {
+  const int nb = static_cast<int>(n_in / 32);
+  const int qb = block_quant_bytes(type);
+  const int offset = weight_offset(type);
+  const size_t group_bytes = packed_group_bytes(type, n_in);
+  for (int64_t g = group_begin; g < group_end; ++g) {
+    const uint8_t* group = packed + g * group_bytes;
+    const uint16_t* scales = reinterpret_cast<const uint16_t*>(group + static_cast<size_t>(nb) * qb);
+    for (int r = 0; r < kPackedRows && g * kPackedRows + r < n_out; ++r) {
+      for (int t = 0; t < n_tokens; ++t) {
+        float acc = 0.0f;
+        for (int b = 0; b < nb; ++b) {
+          const auto* y_block = reinterpret_cast<const block_q8_0*>(a.rows + t * a.row_bytes) + b;
+          const uint8_t* slice = group + static_cast<size_t>(b) * qb;
+          int32_t sum = -offset * a.sum[t * nb + b];
+          for (int k = 0; k < 32; ++k) {
+            int w;
+            if (type == TensorType::kQ8_0) {
+              w = slice[(k / 4) * 64 + r * 4 + k % 4];
+            } else {
+              const uint8_t byte = slice[(k % 16 / 4) * 64 + r * 4 + k % 4];
+              w = k < 16 ? byte & 0x0f : byte >> 4;
+            }
+            sum += w * y_block->qs[k];
+          }
+          const float scale = fp16_to_fp32(scales[b * kPackedRows + r]) * a.d[t * nb + b];
+          acc = std::fma(static_cast<float>(sum), scale, acc);
+        }
+        y[t * n_out + g * kPackedRows + r] = acc;
+      }
+    }
+  }
+}
+
+}  // namespace clusterd

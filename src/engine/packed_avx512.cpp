@@ -1,0 +1,184 @@
+// The packed product on AVX-512 VNNI (layout and contract in packed.h). A tile is R row
+// groups by T tokens: per 32-element block, each weight vector is loaded once and
+// multiplied into T int32 sums (the token's four bytes broadcast from memory), so the
+// weights are read once per T tokens and the activations once per R groups; the sums
+// are then scaled into R x T float accumulators. The row-group loop is outside the
+// token loop, so a tile's weights stay in L2 while every token passes over them.
+#include <algorithm>
+#include <cstring>
+
+#include "clusterd/engine/packed.h"
+
+#if defined(__x86_64__)
+// GCC 12's AVX-512 headers trip -Wuninitialized (GCC bug 105593); see kernels_avx512.cpp.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#else
+#include <immintrin.h>
+#endif
+
+#define CLUSTERD_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")))
+
+namespace clusterd {
+namespace {
+
+constexpr int kYQuants = 2;  // offset of qs in block_q8_0 (after the fp16 d)
+constexpr int kYBlock = 34;  // sizeof(block_q8_0)
+
+CLUSTERD_AVX512 inline __m512i load512(const uint8_t* p) { return _mm512_loadu_si512(p); }
+
+// Four activation bytes in every lane (folded into VPDPBUSD's broadcast operand).
+CLUSTERD_AVX512 inline __m512i broadcast4(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return _mm512_set1_epi32(v);
+}
+
+template <bool kQ4, int R, int T>
+CLUSTERD_AVX512 void tile(const uint8_t* group0, size_t group_bytes, int nb, const PackedActivations& a, int t0,
+                          float* y, int64_t n_out, int64_t row0) {
+  constexpr int kQuantBytes = kQ4 ? 256 : 512;
+  constexpr int kOffset = kQ4 ? 8 : 128;
+  const size_t scales_at = static_cast<size_t>(nb) * kQuantBytes;
+  const __m512i low_nibbles = _mm512_set1_epi8(0x0f);
+  __m512 acc[R][T];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+  }
+  for (int b = 0; b < nb; ++b) {
+    // Two chains of sums per tile entry (even and odd vectors), added at the end: the
+    // int32 total is the same, and with few entries (one token) the second chain halves
+    // the wait on VPDPBUSD's latency.
+    __m512i sum[R][T], odd[R][T];
+    const uint8_t* yq[T];
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) {
+      yq[t] = a.rows + (t0 + t) * a.row_bytes + static_cast<size_t>(b) * kYBlock + kYQuants;
+      const __m512i bias = _mm512_set1_epi32(-kOffset * a.sum[(t0 + t) * nb + b]);
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) sum[r][t] = bias, odd[r][t] = _mm512_setzero_si512();
+    }
+    const size_t slice = static_cast<size_t>(b) * kQuantBytes;
+    if constexpr (kQ4) {
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) {
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) {
+          const __m512i v = load512(group0 + r * group_bytes + slice + 64 * j);
+          const __m512i low = _mm512_and_si512(v, low_nibbles);
+          const __m512i high = _mm512_and_si512(_mm512_srli_epi16(v, 4), low_nibbles);
+#pragma GCC unroll 16
+          for (int t = 0; t < T; ++t) {
+            sum[r][t] = _mm512_dpbusd_epi32(sum[r][t], low, broadcast4(yq[t] + 4 * j));
+            odd[r][t] = _mm512_dpbusd_epi32(odd[r][t], high, broadcast4(yq[t] + 16 + 4 * j));
+          }
+        }
+      }
+    } else {
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) {
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) {
+          const __m512i v = load512(group0 + r * group_bytes + slice + 64 * j);
+#pragma GCC unroll 16
+          for (int t = 0; t < T; ++t) {
+            __m512i& into = j % 2 ? odd[r][t] : sum[r][t];
+            into = _mm512_dpbusd_epi32(into, v, broadcast4(yq[t] + 4 * j));
+          }
+        }
+      }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m512 dw = _mm512_cvtph_ps(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(group0 + r * group_bytes + scales_at + 32 * b)));
+#pragma GCC unroll 16
+      for (int t = 0; t < T; ++t) {
+        const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(a.d[(t0 + t) * nb + b]));
+        const __m512i total = _mm512_add_epi32(sum[r][t], odd[r][t]);
+        acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(total), scale, acc[r][t]);
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    const int64_t first = row0 + r * kPackedRows;
+    const int64_t valid = std::min<int64_t>(kPackedRows, n_out - first);
+    const __mmask16 mask = static_cast<__mmask16>((1u << valid) - 1);
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(y + (t0 + t) * n_out + first, mask, acc[r][t]);
+  }
+}
+
+using TileFn = void (*)(const uint8_t*, size_t, int, const PackedActivations&, int, float*, int64_t, int64_t);
+
+constexpr int kMaxTokens = 4;  // T of the widest tile
+
+template <bool kQ4, int R>
+constexpr TileFn tile_for(int tokens) {
+  switch (tokens) {
+    case 1: return tile<kQ4, R, 1>;
+    case 2: return tile<kQ4, R, 2>;
+    case 3: return tile<kQ4, R, 3>;
+    default: return tile<kQ4, R, 4>;
+  }
+}
+
+// Groups [begin, end) in tiles of R (one token: 4 groups, so that four independent sums
+// hide VPDPBUSD's latency; else 2), the last ones one at a time.
+template <bool kQ4>
+void run(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a, int n_tokens, float* y,
+         int64_t begin, int64_t end) {
+  const int nb = static_cast<int>(n_in / 32);
+  const size_t group_bytes = packed_group_bytes(kQ4 ? TensorType::kQ4_0 : TensorType::kQ8_0, n_in);
+  const int wide = n_tokens == 1 ? 4 : 2;
+  int64_t g = begin;
+  for (; g < end; g += wide) {
+    const int groups = static_cast<int>(std::min<int64_t>(wide, end - g));
+    for (int t0 = 0; t0 < n_tokens; t0 += kMaxTokens) {
+      const int tokens = std::min(kMaxTokens, n_tokens - t0);
+      const uint8_t* group = packed + g * group_bytes;
+      if (groups == 4) {
+        tile_for<kQ4, 4>(tokens)(group, group_bytes, nb, a, t0, y, n_out, g * kPackedRows);
+      } else if (groups == 2) {
+        tile_for<kQ4, 2>(tokens)(group, group_bytes, nb, a, t0, y, n_out, g * kPackedRows);
+      } else {
+        for (int i = 0; i < groups; ++i) {
+          tile_for<kQ4, 1>(tokens)(group + i * group_bytes, group_bytes, nb, a, t0, y, n_out, (g + i) * kPackedRows);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void packed_product(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a,
+                    int n_tokens, float* y, int64_t group_begin, int64_t group_end) {
+  if (type == TensorType::kQ4_0) {
+    run<true>(packed, n_in, n_out, a, n_tokens, y, group_begin, group_end);
+  } else {
+    run<false>(packed, n_in, n_out, a, n_tokens, y, group_begin, group_end);
+  }
+}
+
+}  // namespace clusterd
+
+#else  // not x86-64: packing_supported() is false, so only tests get here
+
+namespace clusterd {
+
+void packed_product(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a,
+                    int n_tokens, float* y, int64_t group_begin, int64_t group_end) {
+  packed_product_reference(type, packed, n_in, n_out, a, n_tokens, y, group_begin, group_end);
+}
+
+}  // namespace clusterd
+
+#endif

@@ -1,0 +1,203 @@
+// The packed layout (packed.h): the SIMD product equals the scalar reference bit for
+// bit; a token's results do not depend on the other tokens of its batch, nor on how
+// the row groups are split; and both agree with the file-layout kernels to float
+// rounding. matmul uses the packed copy that load_weights makes.
+#include "clusterd/engine/packed.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "clusterd/engine/matmul.h"
+#include "clusterd/engine/quant.h"
+#include "clusterd/engine/thread_pool.h"
+
+namespace clusterd {
+namespace {
+
+class Packed : public ::testing::TestWithParam<TensorType> {
+ protected:
+  std::mt19937 rng_{20261126};
+
+  std::vector<float> gaussian(int64_t n, float sigma) {
+    std::normal_distribution<float> dist(0.0f, sigma);
+    std::vector<float> v(n);
+    for (float& f : v) f = dist(rng_);
+    return v;
+  }
+
+  // A matrix of `type` in the file layout, rows of varying scale.
+  std::vector<uint8_t> matrix(TensorType type, int64_t n_in, int64_t n_out) {
+    const size_t row = tensor_row_bytes(type, n_in);
+    std::vector<uint8_t> data(row * n_out);
+    for (int64_t o = 0; o < n_out; ++o) {
+      const float sigma = std::uniform_real_distribution<float>(0.01f, 2.0f)(rng_);
+      EXPECT_TRUE(quantize_row(type, gaussian(n_in, sigma).data(), data.data() + o * row, n_in).is_ok());
+    }
+    return data;
+  }
+
+  // Q8_0 activations of n_tokens rows and their sums.
+  struct Activations {
+    std::vector<uint8_t> rows;
+    std::vector<float> d;
+    std::vector<int32_t> sum;
+    PackedActivations view;
+  };
+  Activations activations(int64_t n_in, int n_tokens) {
+    Activations a;
+    const size_t row = tensor_row_bytes(TensorType::kQ8_0, n_in);
+    a.rows.resize(row * n_tokens);
+    for (int t = 0; t < n_tokens; ++t) {
+      EXPECT_TRUE(quantize_row(TensorType::kQ8_0, gaussian(n_in, 1.0f).data(), a.rows.data() + t * row, n_in).is_ok());
+    }
+    const int nb = static_cast<int>(n_in / 32);
+    a.d.resize(static_cast<size_t>(nb) * n_tokens);
+    a.sum.resize(a.d.size());
+    packed_activation_sums(a.rows.data(), row, n_tokens, nb, a.d.data(), a.sum.data());
+    a.view = {a.rows.data(), row, a.d.data(), a.sum.data(), nb};
+    return a;
+  }
+
+  static std::vector<uint8_t> pack(const WeightMatrix& w) {
+    std::vector<uint8_t> storage(packed_matrix_bytes(w.type, w.n_in, w.n_out) + 64);
+    uint8_t* aligned = storage.data() + (64 - reinterpret_cast<uintptr_t>(storage.data()) % 64) % 64;
+    pack_matrix(w, aligned);
+    return std::vector<uint8_t>(aligned, aligned + packed_matrix_bytes(w.type, w.n_in, w.n_out));
+  }
+};
+
+int64_t groups_of(int64_t n_out) { return (n_out + kPackedRows - 1) / kPackedRows; }
+
+bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+
+TEST_P(Packed, SimdEqualsTheScalarReferenceBitForBit) {
+  const TensorType type = GetParam();
+  for (int64_t n_in : {32, 96, 2048}) {
+    for (int64_t n_out : {1, 16, 37, 100}) {
+      const std::vector<uint8_t> data = matrix(type, n_in, n_out);
+      const WeightMatrix w{type, n_in, n_out, data.data(), tensor_row_bytes(type, n_in)};
+      const std::vector<uint8_t> packed = pack(w);
+      for (int n_tokens : {1, 2, 3, 4, 5, 9}) {
+        const Activations a = activations(n_in, n_tokens);
+        std::vector<float> simd(n_tokens * n_out, NAN), scalar(n_tokens * n_out, NAN);
+        packed_product(type, packed.data(), n_in, n_out, a.view, n_tokens, simd.data(), 0, groups_of(n_out));
+        packed_product_reference(type, packed.data(), n_in, n_out, a.view, n_tokens, scalar.data(), 0,
+                                 groups_of(n_out));
+        for (size_t i = 0; i < simd.size(); ++i) {
+          ASSERT_TRUE(same_bits(simd[i], scalar[i])) << "n_in " << n_in << " n_out " << n_out << " tokens " << n_tokens
+                                                     << " at " << i << ": " << simd[i] << " vs " << scalar[i];
+        }
+      }
+    }
+  }
+}
+
+TEST_P(Packed, EachTokenGetsWhatItGetsAloneWhateverTheGroupSplit) {
+  const TensorType type = GetParam();
+  const int64_t n_in = 256, n_out = 150;  // ten groups, the last one partial
+  const std::vector<uint8_t> data = matrix(type, n_in, n_out);
+  const WeightMatrix w{type, n_in, n_out, data.data(), tensor_row_bytes(type, n_in)};
+  const std::vector<uint8_t> packed = pack(w);
+  const int n_tokens = 11;
+  const Activations a = activations(n_in, n_tokens);
+  std::vector<float> batched(n_tokens * n_out, NAN);
+  // Uneven ranges of groups, as threads might take them.
+  for (auto [begin, end] : {std::pair<int64_t, int64_t>{0, 3}, {3, 4}, {4, 10}}) {
+    packed_product(type, packed.data(), n_in, n_out, a.view, n_tokens, batched.data(), begin, end);
+  }
+  for (int t = 0; t < n_tokens; ++t) {
+    PackedActivations one = a.view;
+    one.rows += t * one.row_bytes;
+    one.d += t * one.nb;
+    one.sum += t * one.nb;
+    std::vector<float> alone(n_out, NAN);
+    packed_product(type, packed.data(), n_in, n_out, one, 1, alone.data(), 0, groups_of(n_out));
+    for (int64_t o = 0; o < n_out; ++o) {
+      ASSERT_TRUE(same_bits(alone[o], batched[t * n_out + o])) << "token " << t << " row " << o;
+    }
+  }
+}
+
+TEST_P(Packed, AgreesWithTheFileLayoutKernels) {
+  const TensorType type = GetParam();
+  const int64_t n_in = 1024, n_out = 48;
+  const std::vector<uint8_t> data = matrix(type, n_in, n_out);
+  const size_t row = tensor_row_bytes(type, n_in);
+  const WeightMatrix w{type, n_in, n_out, data.data(), row};
+  const std::vector<uint8_t> packed = pack(w);
+  const int n_tokens = 5;
+  const Activations a = activations(n_in, n_tokens);
+  std::vector<float> y(n_tokens * n_out);
+  packed_product(type, packed.data(), n_in, n_out, a.view, n_tokens, y.data(), 0, groups_of(n_out));
+  for (int t = 0; t < n_tokens; ++t) {
+    for (int64_t o = 0; o < n_out; ++o) {
+      const float expected = dot_row(type, data.data() + o * row, a.rows.data() + t * a.view.row_bytes, n_in);
+      EXPECT_NEAR(y[t * n_out + o], expected, 1e-5f * (1.0f + std::fabs(expected))) << "token " << t << " row " << o;
+    }
+  }
+}
+
+TEST_P(Packed, StridedRowsAndExtremeQuantsPackLikeContiguousOnes) {
+  const TensorType type = GetParam();
+  const int64_t n_in = 64, n_out = 20;
+  // A column slice of a wider matrix (rows 3 blocks apart), with -128 in a q8_0 weight.
+  std::vector<uint8_t> wide = matrix(type, 3 * n_in, n_out);
+  const size_t wide_row = tensor_row_bytes(type, 3 * n_in);
+  if (type == TensorType::kQ8_0) reinterpret_cast<block_q8_0*>(wide.data() + wide_row)[2].qs[5] = -128;
+  const WeightMatrix strided{type, n_in, n_out, wide.data() + tensor_row_bytes(type, 64), wide_row};
+  std::vector<uint8_t> contiguous;
+  for (int64_t o = 0; o < n_out; ++o) {
+    const uint8_t* from = strided.data + o * strided.row_stride;
+    contiguous.insert(contiguous.end(), from, from + tensor_row_bytes(type, n_in));
+  }
+  const WeightMatrix dense{type, n_in, n_out, contiguous.data(), tensor_row_bytes(type, n_in)};
+  EXPECT_EQ(pack(strided), pack(dense));
+  const Activations a = activations(n_in, 2);
+  const std::vector<uint8_t> packed = pack(dense);
+  std::vector<float> y(2 * n_out);
+  packed_product(type, packed.data(), n_in, n_out, a.view, 2, y.data(), 0, groups_of(n_out));
+  for (int t = 0; t < 2; ++t) {
+    for (int64_t o = 0; o < n_out; ++o) {
+      const float expected =
+          dot_row(type, contiguous.data() + o * dense.row_stride, a.rows.data() + t * a.view.row_bytes, n_in);
+      EXPECT_NEAR(y[t * n_out + o], expected, 1e-5f * (1.0f + std::fabs(expected)));
+    }
+  }
+}
+
+TEST_P(Packed, MatmulUsesThePackedCopyAndMatchesTheFileLayout) {
+  const TensorType type = GetParam();
+  if (!packing_supported(type)) GTEST_SKIP() << "this CPU has no AVX-512 VNNI: weights stay in the file layout";
+  const int64_t n_in = 512, n_out = 72;
+  const std::vector<uint8_t> data = matrix(type, n_in, n_out);
+  WeightMatrix file_layout{type, n_in, n_out, data.data(), tensor_row_bytes(type, n_in)};
+  std::vector<uint8_t> storage(packed_matrix_bytes(type, n_in, n_out) + 64);
+  uint8_t* aligned = storage.data() + (64 - reinterpret_cast<uintptr_t>(storage.data()) % 64) % 64;
+  pack_matrix(file_layout, aligned);
+  WeightMatrix packed = file_layout;
+  packed.packed = aligned;
+  EXPECT_EQ(packed.rows(0, 16).packed, nullptr);  // views fall back to the file layout
+  ThreadPool pool(2);
+  MatmulScratch scratch;
+  const int n_tokens = 6;
+  const std::vector<float> x = gaussian(n_in * n_tokens, 1.0f);
+  std::vector<float> y_packed(n_tokens * n_out), y_file(n_tokens * n_out), y_one(n_out);
+  matmul(packed, x.data(), n_tokens, y_packed.data(), pool, scratch);
+  matmul(file_layout, x.data(), n_tokens, y_file.data(), pool, scratch);
+  for (size_t i = 0; i < y_file.size(); ++i) EXPECT_NEAR(y_packed[i], y_file[i], 1e-4f * (1 + std::fabs(y_file[i])));
+  for (int t = 0; t < n_tokens; ++t) {
+    matmul(packed, x.data() + t * n_in, 1, y_one.data(), pool, scratch);
+    for (int64_t o = 0; o < n_out; ++o) ASSERT_TRUE(same_bits(y_one[o], y_packed[t * n_out + o]));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, Packed, ::testing::Values(TensorType::kQ8_0, TensorType::kQ4_0),
+                         [](const auto& info) { return std::string(tensor_type_name(info.param)); });
+
+}  // namespace
+}  // namespace clusterd
