@@ -149,47 +149,89 @@ Status Transformer::forward(std::span<const BatchToken> batch, std::vector<float
 
 // att[t] = softmax(q[t] · K^T / sqrt(head_dim)) · V over positions 0..pos of t's
 // sequence, per query head, with the KV head of its group (GQA).
+namespace {
+
+// The attention loops are plain C++ that the compiler vectorizes; the build targets
+// baseline x86-64, so on Linux they are compiled again for AVX2 and AVX-512 machines
+// and the best copy is picked at load time (GCC/Clang function multi-versioning).
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
+#define CLUSTERD_TARGET_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CLUSTERD_TARGET_CLONES
+#endif
+
+// One query head over positions [0, n): keys transposed (hd rows of `stride` floats,
+// positions along the row), values (a row of hd floats per position). Each score sums
+// q[i] * k[i] in order of i, as a plain dot would, but the positions are independent,
+// so the loop over them vectorizes; the softmax sums in order of position.
+CLUSTERD_TARGET_CLONES void attend(const float* q, const float* keys, int stride, const float* values, int n, int hd,
+                                   float scale, float* scores, float* out) {
+  std::fill(scores, scores + n, 0.0f);
+  for (int i = 0; i < hd; ++i) {
+    const float qi = q[i];
+    const float* ki = keys + static_cast<size_t>(i) * stride;
+    for (int j = 0; j < n; ++j) scores[j] += qi * ki[j];
+  }
+  float max_score = -INFINITY;
+  for (int j = 0; j < n; ++j) {
+    scores[j] *= scale;
+    max_score = std::max(max_score, scores[j]);
+  }
+  float sum = 0;
+  for (int j = 0; j < n; ++j) sum += (scores[j] = std::exp(scores[j] - max_score));
+  std::fill(out, out + hd, 0.0f);
+  for (int j = 0; j < n; ++j) {
+    const float w = scores[j] / sum;
+    const float* vj = values + static_cast<size_t>(j) * hd;
+    for (int i = 0; i < hd; ++i) out[i] += w * vj[i];
+  }
+}
+
+}  // namespace
+
 void Transformer::attention(int layer, std::span<const BatchToken> batch) {
   const ModelParams& p = w_.params;
   const int hd = p.head_dim, gqa = p.n_gqa();
   const int n_kv_heads = w_.shard.n_kv_heads();
   const int nq = n_kv_heads * gqa * hd;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  // Consecutive tokens of one sequence (a prompt chunk) share one read of its cache,
+  // up to the last of their positions; each token attends to its own prefix of it.
+  struct Run {
+    int first, end, n;
+  };
+  std::vector<Run> runs;
   for (int t = 0; t < static_cast<int>(batch.size()); ++t) {
-    const int n = batch[t].pos + 1;
-    keys_.resize(static_cast<size_t>(n) * hd);
-    values_.resize(keys_.size());
-    scores_.resize(n);
-    for (int kvh = 0; kvh < n_kv_heads; ++kvh) {
-      kv_.load_keys_transposed(batch[t].seq, layer, n, kvh * hd, hd, keys_.data());  // (hd, n)
-      kv_.load_values(batch[t].seq, layer, n, kvh * hd, hd, values_.data());
-      for (int g = 0; g < gqa; ++g) {
-        const int h = kvh * gqa + g;
-        const float* q = &q_[static_cast<size_t>(t) * nq + h * hd];
-        float* out = &att_[static_cast<size_t>(t) * nq + h * hd];
-        // Each score sums q[i] * k[i] in order of i, as a plain dot would, but the
-        // positions are independent, so the loop over them vectorizes.
-        std::fill(scores_.begin(), scores_.end(), 0.0f);
-        for (int i = 0; i < hd; ++i) {
-          const float qi = q[i];
-          const float* ki = &keys_[static_cast<size_t>(i) * n];
-          for (int j = 0; j < n; ++j) scores_[j] += qi * ki[j];
-        }
-        float max_score = -INFINITY;
-        for (int j = 0; j < n; ++j) {
-          scores_[j] *= scale;
-          max_score = std::max(max_score, scores_[j]);
-        }
-        float sum = 0;
-        for (int j = 0; j < n; ++j) sum += (scores_[j] = std::exp(scores_[j] - max_score));
-        std::fill(out, out + hd, 0.0f);
-        for (int j = 0; j < n; ++j) {
-          const float w = scores_[j] / sum;
-          for (int i = 0; i < hd; ++i) out[i] += w * values_[static_cast<size_t>(j) * hd + i];
+    if (runs.empty() || batch[runs.back().first].seq != batch[t].seq) {
+      runs.push_back({t, t + 1, batch[t].pos + 1});
+    } else {
+      runs.back().end = t + 1;
+      runs.back().n = std::max(runs.back().n, batch[t].pos + 1);
+    }
+  }
+  if (attention_scratch_.size() < static_cast<size_t>(pool_.size())) attention_scratch_.resize(pool_.size());
+  // One unit per (run, KV head), split over the threads.
+  const int64_t units = static_cast<int64_t>(runs.size()) * n_kv_heads;
+  pool_.parallel_for(units, 1, [&](int thread, int64_t begin, int64_t end) {
+    AttentionScratch& s = attention_scratch_[thread];
+    for (int64_t u = begin; u < end; ++u) {
+      const Run& run = runs[u / n_kv_heads];
+      const int kvh = static_cast<int>(u % n_kv_heads);
+      const int n = run.n;
+      s.keys.resize(static_cast<size_t>(n) * hd);
+      s.values.resize(s.keys.size());
+      s.scores.resize(n);
+      kv_.load_keys_transposed(batch[run.first].seq, layer, n, kvh * hd, hd, s.keys.data());  // (hd, n)
+      kv_.load_values(batch[run.first].seq, layer, n, kvh * hd, hd, s.values.data());
+      for (int t = run.first; t < run.end; ++t) {
+        for (int g = 0; g < gqa; ++g) {
+          const int h = kvh * gqa + g;
+          attend(&q_[static_cast<size_t>(t) * nq + h * hd], s.keys.data(), n, s.values.data(), batch[t].pos + 1, hd,
+                 scale, s.scores.data(), &att_[static_cast<size_t>(t) * nq + h * hd]);
         }
       }
     }
-  }
+  });
 }
 
 }  // namespace clusterd

@@ -59,7 +59,13 @@ class Transformer {
   MatmulScratch scratch_;
   std::vector<float> rope_inv_freq_;  // (n_rot / 2)
   // Activations, reused between calls: [tokens][width].
-  std::vector<float> x_, xb_, q_, k_, v_, att_, proj_, gate_, up_, keys_, values_, scores_;
+  std::vector<float> x_, xb_, q_, k_, v_, att_, proj_, gate_, up_;
+  // Per pool thread: one sequence's keys (transposed) and values for one KV head, and
+  // the scores of one query head.
+  struct AttentionScratch {
+    std::vector<float> keys, values, scores;
+  };
+  std::vector<AttentionScratch> attention_scratch_;
 };
 
 // out = x / rms(x) * weight, for one row of n elements.
