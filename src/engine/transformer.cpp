@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "clusterd/engine/attention.h"
 #include "clusterd/engine/quant.h"
 
 namespace clusterd {
@@ -149,46 +150,6 @@ Status Transformer::forward(std::span<const BatchToken> batch, std::vector<float
 
 // att[t] = softmax(q[t] · K^T / sqrt(head_dim)) · V over positions 0..pos of t's
 // sequence, per query head, with the KV head of its group (GQA).
-namespace {
-
-// The attention loops are plain C++ that the compiler vectorizes; the build targets
-// baseline x86-64, so on Linux they are compiled again for AVX2 and AVX-512 machines
-// and the best copy is picked at load time (GCC/Clang function multi-versioning).
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
-#define CLUSTERD_TARGET_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CLUSTERD_TARGET_CLONES
-#endif
-
-// One query head over positions [0, n): keys transposed (hd rows of `stride` floats,
-// positions along the row), values (a row of hd floats per position). Each score sums
-// q[i] * k[i] in order of i, as a plain dot would, but the positions are independent,
-// so the loop over them vectorizes; the softmax sums in order of position.
-CLUSTERD_TARGET_CLONES void attend(const float* q, const float* keys, int stride, const float* values, int n, int hd,
-                                   float scale, float* scores, float* out) {
-  std::fill(scores, scores + n, 0.0f);
-  for (int i = 0; i < hd; ++i) {
-    const float qi = q[i];
-    const float* ki = keys + static_cast<size_t>(i) * stride;
-    for (int j = 0; j < n; ++j) scores[j] += qi * ki[j];
-  }
-  float max_score = -INFINITY;
-  for (int j = 0; j < n; ++j) {
-    scores[j] *= scale;
-    max_score = std::max(max_score, scores[j]);
-  }
-  float sum = 0;
-  for (int j = 0; j < n; ++j) sum += (scores[j] = std::exp(scores[j] - max_score));
-  std::fill(out, out + hd, 0.0f);
-  for (int j = 0; j < n; ++j) {
-    const float w = scores[j] / sum;
-    const float* vj = values + static_cast<size_t>(j) * hd;
-    for (int i = 0; i < hd; ++i) out[i] += w * vj[i];
-  }
-}
-
-}  // namespace
-
 void Transformer::attention(int layer, std::span<const BatchToken> batch) {
   const ModelParams& p = w_.params;
   const int hd = p.head_dim, gqa = p.n_gqa();
@@ -226,8 +187,8 @@ void Transformer::attention(int layer, std::span<const BatchToken> batch) {
       for (int t = run.first; t < run.end; ++t) {
         for (int g = 0; g < gqa; ++g) {
           const int h = kvh * gqa + g;
-          attend(&q_[static_cast<size_t>(t) * nq + h * hd], s.keys.data(), n, s.values.data(), batch[t].pos + 1, hd,
-                 scale, s.scores.data(), &att_[static_cast<size_t>(t) * nq + h * hd]);
+          attend_head(&q_[static_cast<size_t>(t) * nq + h * hd], s.keys.data(), n, s.values.data(), batch[t].pos + 1,
+                      hd, scale, s.scores.data(), &att_[static_cast<size_t>(t) * nq + h * hd]);
         }
       }
     }
