@@ -7,13 +7,13 @@
 #   bench/serving.sh [BUILD_DIR] [MODEL.gguf]
 # Without a model it makes the 1B-shape Q8_0 synth model (Llama-3.2-1B shape, vocab
 # from ../shared/models/llama-2-tiny-random.gguf when present). Env: CONCURRENCY
-# (default 1,4,16,32), ROUNDS (requests per client, default 2), MAX_TOKENS (64), CTX (1024).
+# (default 1,4,16,32), ROUNDS (requests per client, default 3), MAX_TOKENS (64), CTX (1024).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 MODEL=${2:-}
 CONCURRENCY=${CONCURRENCY:-1,4,16,32}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-3}
 MAX_TOKENS=${MAX_TOKENS:-64}
 CTX=${CTX:-1024}
 CLUSTERD=$(realpath "$BUILD/clusterd")
