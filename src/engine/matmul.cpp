@@ -241,17 +241,25 @@ void matmul(std::span<const MatmulOutput> outputs, const float* x, int n_tokens,
     }
     input_of[i] = &inputs[found];
   }
-  // Packed products read each Q8_0 block's scale and quant sum once per call.
-  PackedActivations packed_acts;
+  // Packed products read per activation block its scale and quant sum (Q8_0), or the
+  // sums of its 32-element sub-blocks (Q8_K), once per call.
+  PackedActivations packed_q8_0, packed_q8_K;
   for (size_t i = 0; i < outputs.size(); ++i) {
-    if (!outputs[i].w->packed || packed_acts.rows) continue;
-    const int nb = static_cast<int>(n_in / 32);
-    scratch.block_scales.resize(static_cast<size_t>(n_tokens) * nb);
-    scratch.block_sums.resize(static_cast<size_t>(n_tokens) * nb);
-    packed_activation_sums(input_of[i]->data, input_of[i]->row_bytes, n_tokens, nb, scratch.block_scales.data(),
-                           scratch.block_sums.data());
-    packed_acts = {input_of[i]->data, input_of[i]->row_bytes, scratch.block_scales.data(), scratch.block_sums.data(),
-                   nb};
+    if (!outputs[i].w->packed) continue;
+    const Input& in = *input_of[i];
+    if (in.type == TensorType::kQ8_0 && !packed_q8_0.rows) {
+      const int nb = static_cast<int>(n_in / 32);
+      scratch.block_scales.resize(static_cast<size_t>(n_tokens) * nb);
+      scratch.block_sums.resize(static_cast<size_t>(n_tokens) * nb);
+      packed_activation_sums(in.data, in.row_bytes, n_tokens, nb, scratch.block_scales.data(),
+                             scratch.block_sums.data());
+      packed_q8_0 = {in.data, in.row_bytes, scratch.block_scales.data(), scratch.block_sums.data(), nb, nullptr};
+    } else if (in.type == TensorType::kQ8_K && !packed_q8_K.rows) {
+      const int nsb = static_cast<int>(n_in / 256);
+      scratch.subblock_sums.resize(static_cast<size_t>(n_tokens) * nsb * 8);
+      packed_activation_sums_k(in.data, in.row_bytes, n_tokens, nsb, scratch.subblock_sums.data());
+      packed_q8_K = {in.data, in.row_bytes, nullptr, nullptr, 0, scratch.subblock_sums.data()};
+    }
   }
   // One split over the rows of every output: each thread takes a range of rows (which
   // may cross from one matrix into the next) and runs every token through them. Each
@@ -268,7 +276,8 @@ void matmul(std::span<const MatmulOutput> outputs, const float* x, int n_tokens,
       const int64_t hi = std::min(end, first_row[i + 1]) - first_row[i];
       if (lo >= hi) continue;
       if (w.packed) {
-        packed_product(w.type, w.packed, w.n_in, w.n_out, packed_acts, n_tokens, outputs[i].y, lo / kPackedRows,
+        const PackedActivations& acts = input_of[i]->type == TensorType::kQ8_K ? packed_q8_K : packed_q8_0;
+        packed_product(w.type, w.packed, w.n_in, w.n_out, acts, n_tokens, outputs[i].y, lo / kPackedRows,
                        hi / kPackedRows);
       } else {
         product_rows(w, input_of[i]->data, input_of[i]->row_bytes, n_tokens, outputs[i].y, lo, std::min(hi, w.n_out));

@@ -16,15 +16,81 @@ namespace {
 int block_quant_bytes(TensorType type) { return type == TensorType::kQ8_0 ? 512 : 256; }
 int weight_offset(TensorType type) { return type == TensorType::kQ8_0 ? 128 : 8; }
 
+// A q4_K superblock record of a group (packed.h) and the offsets of its parts.
+constexpr size_t kQ4KQuants = 0, kQ4KScales = 2048, kQ4KMins = 2176, kQ4KD = 2304, kQ4KDmin = 2336;
+constexpr size_t kQ4KSuperblock = 2368;
+
+void pack_q4_K(const WeightMatrix& w, uint8_t* out) {
+  const int nsb = static_cast<int>(w.n_in / kQK_K);
+  const size_t group_bytes = packed_group_bytes(w.type, w.n_in);
+  const int64_t groups = (w.n_out + kPackedRows - 1) / kPackedRows;
+  for (int64_t g = 0; g < groups; ++g) {
+    for (int r = 0; r < kPackedRows && g * kPackedRows + r < w.n_out; ++r) {
+      const auto* row = reinterpret_cast<const block_q4_K*>(w.data + (g * kPackedRows + r) * w.row_stride);
+      for (int sb = 0; sb < nsb; ++sb) {
+        uint8_t* record = out + g * group_bytes + sb * kQ4KSuperblock;
+        const block_q4_K& block = row[sb];
+        for (int c = 0; c < 4; ++c) {
+          for (int p = 0; p < 8; ++p)
+            std::memcpy(record + kQ4KQuants + c * 512 + p * 64 + r * 4, block.qs + 32 * c + 4 * p, 4);
+        }
+        for (int sub = 0; sub < 8; ++sub) {
+          int sc, m;
+          k_quant_scale_min(sub, block.scales, &sc, &m);
+          record[kQ4KScales + sub * kPackedRows + r] = static_cast<uint8_t>(sc);
+          record[kQ4KMins + (sub / 2) * 32 + r * 2 + sub % 2] = static_cast<uint8_t>(m);
+        }
+        std::memcpy(record + kQ4KD + r * 2, &block.d, 2);
+        std::memcpy(record + kQ4KDmin + r * 2, &block.dmin, 2);
+      }
+    }
+  }
+}
+
+void reference_q4_K(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a, int n_tokens,
+                    float* y, int64_t group_begin, int64_t group_end) {
+  const int nsb = static_cast<int>(n_in / kQK_K);
+  const size_t group_bytes = packed_group_bytes(TensorType::kQ4_K, n_in);
+  for (int64_t g = group_begin; g < group_end; ++g) {
+    for (int r = 0; r < kPackedRows && g * kPackedRows + r < n_out; ++r) {
+      for (int t = 0; t < n_tokens; ++t) {
+        float acc = 0.0f;
+        for (int sb = 0; sb < nsb; ++sb) {
+          const uint8_t* record = packed + g * group_bytes + sb * kQ4KSuperblock;
+          const auto* y_block = reinterpret_cast<const block_q8_K*>(a.rows + t * a.row_bytes) + sb;
+          int32_t total = 0, mins = 0;
+          for (int sub = 0; sub < 8; ++sub) {
+            int32_t dot = 0;
+            for (int k = 0; k < 32; ++k) {
+              const uint8_t byte = record[kQ4KQuants + (sub / 2) * 512 + (k / 4) * 64 + r * 4 + k % 4];
+              const int q = sub % 2 ? byte >> 4 : byte & 0x0f;
+              dot += q * y_block->qs[(sub / 2) * 64 + (sub % 2) * 32 + k];
+            }
+            total += record[kQ4KScales + sub * kPackedRows + r] * dot;
+            mins += record[kQ4KMins + (sub / 2) * 32 + r * 2 + sub % 2] * a.sums32[(t * nsb + sb) * 8 + sub];
+          }
+          uint16_t d, dmin;
+          std::memcpy(&d, record + kQ4KD + r * 2, 2);
+          std::memcpy(&dmin, record + kQ4KDmin + r * 2, 2);
+          acc = std::fma(static_cast<float>(total), fp16_to_fp32(d) * y_block->d, acc);
+          acc = std::fma(-static_cast<float>(mins), fp16_to_fp32(dmin) * y_block->d, acc);
+        }
+        y[t * n_out + g * kPackedRows + r] = acc;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 bool packing_supported(TensorType type) {
-  if (type != TensorType::kQ8_0 && type != TensorType::kQ4_0) return false;
+  if (type != TensorType::kQ8_0 && type != TensorType::kQ4_0 && type != TensorType::kQ4_K) return false;
   static const bool vnni = cpu_has_avx512_vnni();
   return vnni;
 }
 
 size_t packed_group_bytes(TensorType type, int64_t n_in) {
+  if (type == TensorType::kQ4_K) return static_cast<size_t>(n_in / kQK_K) * kQ4KSuperblock;
   const size_t nb = static_cast<size_t>(n_in / 32);
   const size_t bytes = nb * (block_quant_bytes(type) + kPackedRows * sizeof(uint16_t));
   return (bytes + 63) / 64 * 64;
@@ -36,6 +102,11 @@ size_t packed_matrix_bytes(TensorType type, int64_t n_in, int64_t n_out) {
 }
 
 void pack_matrix(const WeightMatrix& w, uint8_t* out) {
+  if (w.type == TensorType::kQ4_K) {
+    std::memset(out, 0, packed_matrix_bytes(w.type, w.n_in, w.n_out));  // padding rows: zero scales
+    pack_q4_K(w, out);
+    return;
+  }
   const int nb = static_cast<int>(w.n_in / 32);
   const int qb = block_quant_bytes(w.type);
   const size_t group_bytes = packed_group_bytes(w.type, w.n_in);
@@ -76,9 +147,25 @@ void packed_activation_sums(const uint8_t* rows, size_t row_bytes, int n_tokens,
   }
 }
 
+void packed_activation_sums_k(const uint8_t* rows, size_t row_bytes, int n_tokens, int nsb, int16_t* sums32) {
+  for (int t = 0; t < n_tokens; ++t) {
+    const auto* blocks = reinterpret_cast<const block_q8_K*>(rows + t * row_bytes);
+    for (int sb = 0; sb < nsb; ++sb) {
+      for (int sub = 0; sub < 8; ++sub) {
+        sums32[(t * nsb + sb) * 8 + sub] =
+            static_cast<int16_t>(blocks[sb].bsums[2 * sub] + blocks[sb].bsums[2 * sub + 1]);
+      }
+    }
+  }
+}
+
 void packed_product_reference(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
                               const PackedActivations& a, int n_tokens, float* y, int64_t group_begin,
                               int64_t group_end) {
+  if (type == TensorType::kQ4_K) {
+    reference_q4_K(packed, n_in, n_out, a, n_tokens, y, group_begin, group_end);
+    return;
+  }
   const int nb = static_cast<int>(n_in / 32);
   const int qb = block_quant_bytes(type);
   const int offset = weight_offset(type);

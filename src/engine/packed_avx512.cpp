@@ -157,11 +157,144 @@ void run(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivat
   }
 }
 
+// q4_K: per superblock and chunk of 64 elements, the low and high nibbles go into
+// separate sums (sub-blocks 2c and 2c + 1), which take their 6-bit scales by VPMULLD
+// into the superblock's exact total; the mins meet the activations' sub-block sums
+// by VPDPWSSD.
+constexpr size_t kQ4KScales = 2048, kQ4KMins = 2176, kQ4KD = 2304, kQ4KDmin = 2336, kQ4KSuperblock = 2368;
+constexpr int kQ8KBlock = 292;  // sizeof(block_q8_K): float d, 256 qs, 16 bsums
+constexpr int kQ8KQuants = 4;
+
+template <int R, int T>
+CLUSTERD_AVX512 void tile_q4_K(const uint8_t* group0, size_t group_bytes, int nsb, const PackedActivations& a, int t0,
+                               float* y, int64_t n_out, int64_t row0) {
+  const __m512i low_nibbles = _mm512_set1_epi8(0x0f);
+  __m512 acc[R][T];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+  }
+  for (int sb = 0; sb < nsb; ++sb) {
+    const uint8_t* yq[T];
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t)
+      yq[t] = a.rows + (t0 + t) * a.row_bytes + static_cast<size_t>(sb) * kQ8KBlock + kQ8KQuants;
+    const size_t record = static_cast<size_t>(sb) * kQ4KSuperblock;
+    __m512i total[R][T];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 16
+      for (int t = 0; t < T; ++t) total[r][t] = _mm512_setzero_si512();
+    }
+#pragma GCC unroll 1
+    for (int c = 0; c < 4; ++c) {
+      __m512i low[R][T], high[R][T];
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 16
+        for (int t = 0; t < T; ++t) low[r][t] = high[r][t] = _mm512_setzero_si512();
+      }
+#pragma GCC unroll 8
+      for (int p = 0; p < 8; ++p) {
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) {
+          const __m512i v = load512(group0 + r * group_bytes + record + c * 512 + 64 * p);
+          const __m512i lo = _mm512_and_si512(v, low_nibbles);
+          const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low_nibbles);
+#pragma GCC unroll 16
+          for (int t = 0; t < T; ++t) {
+            low[r][t] = _mm512_dpbusd_epi32(low[r][t], lo, broadcast4(yq[t] + 64 * c + 4 * p));
+            high[r][t] = _mm512_dpbusd_epi32(high[r][t], hi, broadcast4(yq[t] + 64 * c + 32 + 4 * p));
+          }
+        }
+      }
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* scales = group0 + r * group_bytes + record + kQ4KScales;
+        const __m512i sc_low = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + 32 * c)));
+        const __m512i sc_high =
+            _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + 32 * c + 16)));
+#pragma GCC unroll 16
+        for (int t = 0; t < T; ++t) {
+          total[r][t] = _mm512_add_epi32(total[r][t], _mm512_mullo_epi32(low[r][t], sc_low));
+          total[r][t] = _mm512_add_epi32(total[r][t], _mm512_mullo_epi32(high[r][t], sc_high));
+        }
+      }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* rec = group0 + r * group_bytes + record;
+      __m512i mins[4];
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) {
+        mins[q] = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + kQ4KMins + 32 * q)));
+      }
+      const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + kQ4KD)));
+      const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + kQ4KDmin)));
+#pragma GCC unroll 16
+      for (int t = 0; t < T; ++t) {
+        const int16_t* sums = a.sums32 + (static_cast<size_t>(t0 + t) * nsb + sb) * 8;
+        __m512i min_total = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; ++q) {
+          min_total =
+              _mm512_dpwssd_epi32(min_total, mins[q], broadcast4(reinterpret_cast<const uint8_t*>(sums + 2 * q)));
+        }
+        float dy;
+        std::memcpy(&dy, yq[t] - kQ8KQuants, sizeof dy);
+        const __m512 dy_v = _mm512_set1_ps(dy);
+        acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(total[r][t]), _mm512_mul_ps(d, dy_v), acc[r][t]);
+        acc[r][t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(min_total), _mm512_mul_ps(dmin, dy_v), acc[r][t]);
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    const int64_t first = row0 + r * kPackedRows;
+    const int64_t valid = std::min<int64_t>(kPackedRows, n_out - first);
+    const __mmask16 mask = static_cast<__mmask16>((1u << valid) - 1);
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(y + (t0 + t) * n_out + first, mask, acc[r][t]);
+  }
+}
+
+template <int R>
+constexpr TileFn tile_q4_K_for(int tokens) {
+  switch (tokens) {
+    case 1: return tile_q4_K<R, 1>;
+    case 2: return tile_q4_K<R, 2>;
+    case 3: return tile_q4_K<R, 3>;
+    default: return tile_q4_K<R, 4>;
+  }
+}
+
+// One token: four groups at a time; more: one group by up to four tokens (a q4_K tile
+// entry holds four vectors, so wider tiles would spill).
+void run_q4_K(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a, int n_tokens, float* y,
+              int64_t begin, int64_t end) {
+  const int nsb = static_cast<int>(n_in / 256);
+  const size_t group_bytes = packed_group_bytes(TensorType::kQ4_K, n_in);
+  int64_t g = begin;
+  if (n_tokens == 1) {
+    for (; g + 4 <= end; g += 4)
+      tile_q4_K<4, 1>(packed + g * group_bytes, group_bytes, nsb, a, 0, y, n_out, g * kPackedRows);
+  }
+  for (; g < end; ++g) {
+    for (int t0 = 0; t0 < n_tokens; t0 += kMaxTokens) {
+      const int tokens = std::min(kMaxTokens, n_tokens - t0);
+      tile_q4_K_for<1>(tokens)(packed + g * group_bytes, group_bytes, nsb, a, t0, y, n_out, g * kPackedRows);
+    }
+  }
+}
+
 }  // namespace
 
 void packed_product(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a,
                     int n_tokens, float* y, int64_t group_begin, int64_t group_end) {
-  if (type == TensorType::kQ4_0) {
+  if (type == TensorType::kQ4_K) {
+    run_q4_K(packed, n_in, n_out, a, n_tokens, y, group_begin, group_end);
+  } else if (type == TensorType::kQ4_0) {
     run<true>(packed, n_in, n_out, a, n_tokens, y, group_begin, group_end);
   } else {
     run<false>(packed, n_in, n_out, a, n_tokens, y, group_begin, group_end);

@@ -41,27 +41,39 @@ class Packed : public ::testing::TestWithParam<TensorType> {
     return data;
   }
 
-  // Q8_0 activations of n_tokens rows and their sums.
+  // Activations of n_tokens rows in the type `weight` calls for, with their sums.
   struct Activations {
     std::vector<uint8_t> rows;
     std::vector<float> d;
     std::vector<int32_t> sum;
+    std::vector<int16_t> sums32;
     PackedActivations view;
   };
-  Activations activations(int64_t n_in, int n_tokens) {
+  Activations activations(TensorType weight, int64_t n_in, int n_tokens) {
     Activations a;
-    const size_t row = tensor_row_bytes(TensorType::kQ8_0, n_in);
+    const TensorType type = activation_type_for(weight);
+    const size_t row = tensor_row_bytes(type, n_in);
     a.rows.resize(row * n_tokens);
     for (int t = 0; t < n_tokens; ++t) {
-      EXPECT_TRUE(quantize_row(TensorType::kQ8_0, gaussian(n_in, 1.0f).data(), a.rows.data() + t * row, n_in).is_ok());
+      EXPECT_TRUE(quantize_row(type, gaussian(n_in, 1.0f).data(), a.rows.data() + t * row, n_in).is_ok());
+    }
+    if (type == TensorType::kQ8_K) {
+      const int nsb = static_cast<int>(n_in / 256);
+      a.sums32.resize(static_cast<size_t>(nsb) * 8 * n_tokens);
+      packed_activation_sums_k(a.rows.data(), row, n_tokens, nsb, a.sums32.data());
+      a.view = {a.rows.data(), row, nullptr, nullptr, 0, a.sums32.data()};
+      return a;
     }
     const int nb = static_cast<int>(n_in / 32);
     a.d.resize(static_cast<size_t>(nb) * n_tokens);
     a.sum.resize(a.d.size());
     packed_activation_sums(a.rows.data(), row, n_tokens, nb, a.d.data(), a.sum.data());
-    a.view = {a.rows.data(), row, a.d.data(), a.sum.data(), nb};
+    a.view = {a.rows.data(), row, a.d.data(), a.sum.data(), nb, nullptr};
     return a;
   }
+
+  // Block-aligned sizes for the type: Q4_K rows go by 256.
+  int64_t unit() const { return quant_block_size(GetParam()); }
 
   static std::vector<uint8_t> pack(const WeightMatrix& w) {
     std::vector<uint8_t> storage(packed_matrix_bytes(w.type, w.n_in, w.n_out) + 64);
@@ -77,13 +89,13 @@ bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
 
 TEST_P(Packed, SimdEqualsTheScalarReferenceBitForBit) {
   const TensorType type = GetParam();
-  for (int64_t n_in : {32, 96, 2048}) {
+  for (int64_t n_in : {unit(), 3 * unit(), int64_t{2048}}) {
     for (int64_t n_out : {1, 16, 37, 100}) {
       const std::vector<uint8_t> data = matrix(type, n_in, n_out);
       const WeightMatrix w{type, n_in, n_out, data.data(), tensor_row_bytes(type, n_in)};
       const std::vector<uint8_t> packed = pack(w);
       for (int n_tokens : {1, 2, 3, 4, 5, 9}) {
-        const Activations a = activations(n_in, n_tokens);
+        const Activations a = activations(type, n_in, n_tokens);
         std::vector<float> simd(n_tokens * n_out, NAN), scalar(n_tokens * n_out, NAN);
         packed_product(type, packed.data(), n_in, n_out, a.view, n_tokens, simd.data(), 0, groups_of(n_out));
         packed_product_reference(type, packed.data(), n_in, n_out, a.view, n_tokens, scalar.data(), 0,
@@ -99,12 +111,12 @@ TEST_P(Packed, SimdEqualsTheScalarReferenceBitForBit) {
 
 TEST_P(Packed, EachTokenGetsWhatItGetsAloneWhateverTheGroupSplit) {
   const TensorType type = GetParam();
-  const int64_t n_in = 256, n_out = 150;  // ten groups, the last one partial
+  const int64_t n_in = 2 * unit() > 256 ? 2 * unit() : 256, n_out = 150;  // ten groups, the last one partial
   const std::vector<uint8_t> data = matrix(type, n_in, n_out);
   const WeightMatrix w{type, n_in, n_out, data.data(), tensor_row_bytes(type, n_in)};
   const std::vector<uint8_t> packed = pack(w);
   const int n_tokens = 11;
-  const Activations a = activations(n_in, n_tokens);
+  const Activations a = activations(type, n_in, n_tokens);
   std::vector<float> batched(n_tokens * n_out, NAN);
   // Uneven ranges of groups, as threads might take them.
   for (auto [begin, end] : {std::pair<int64_t, int64_t>{0, 3}, {3, 4}, {4, 10}}) {
@@ -113,8 +125,12 @@ TEST_P(Packed, EachTokenGetsWhatItGetsAloneWhateverTheGroupSplit) {
   for (int t = 0; t < n_tokens; ++t) {
     PackedActivations one = a.view;
     one.rows += t * one.row_bytes;
-    one.d += t * one.nb;
-    one.sum += t * one.nb;
+    if (one.d) {
+      one.d += t * one.nb;
+      one.sum += t * one.nb;
+    } else {
+      one.sums32 += t * (n_in / 256) * 8;
+    }
     std::vector<float> alone(n_out, NAN);
     packed_product(type, packed.data(), n_in, n_out, one, 1, alone.data(), 0, groups_of(n_out));
     for (int64_t o = 0; o < n_out; ++o) {
@@ -125,31 +141,41 @@ TEST_P(Packed, EachTokenGetsWhatItGetsAloneWhateverTheGroupSplit) {
 
 TEST_P(Packed, AgreesWithTheFileLayoutKernels) {
   const TensorType type = GetParam();
-  const int64_t n_in = 1024, n_out = 48;
+  const int64_t n_in = getenv("NIN") ? atoi(getenv("NIN")) : 1024, n_out = getenv("NOUT") ? atoi(getenv("NOUT")) : 48;
   const std::vector<uint8_t> data = matrix(type, n_in, n_out);
   const size_t row = tensor_row_bytes(type, n_in);
   const WeightMatrix w{type, n_in, n_out, data.data(), row};
   const std::vector<uint8_t> packed = pack(w);
   const int n_tokens = 5;
-  const Activations a = activations(n_in, n_tokens);
+  const Activations a = activations(type, n_in, n_tokens);
   std::vector<float> y(n_tokens * n_out);
   packed_product(type, packed.data(), n_in, n_out, a.view, n_tokens, y.data(), 0, groups_of(n_out));
   for (int t = 0; t < n_tokens; ++t) {
     for (int64_t o = 0; o < n_out; ++o) {
       const float expected = dot_row(type, data.data() + o * row, a.rows.data() + t * a.view.row_bytes, n_in);
-      EXPECT_NEAR(y[t * n_out + o], expected, 1e-5f * (1.0f + std::fabs(expected))) << "token " << t << " row " << o;
+      // q4_K's result is the difference of its scale and min terms, each far larger than
+      // the result, so both kernels' float rounding is larger relative to it.
+      const float tolerance = (type == TensorType::kQ4_K ? 1e-4f : 1e-5f) * (1.0f + std::fabs(expected));
+      EXPECT_NEAR(y[t * n_out + o], expected, tolerance) << "token " << t << " row " << o;
     }
   }
 }
 
 TEST_P(Packed, StridedRowsAndExtremeQuantsPackLikeContiguousOnes) {
   const TensorType type = GetParam();
-  const int64_t n_in = 64, n_out = 20;
-  // A column slice of a wider matrix (rows 3 blocks apart), with -128 in a q8_0 weight.
+  const int64_t n_in = 2 * unit(), n_out = 20;
+  // A column slice of a wider matrix (rows 3 blocks apart), with -128 in a q8_0 weight
+  // and the largest 6-bit scales and mins in a q4_K one.
   std::vector<uint8_t> wide = matrix(type, 3 * n_in, n_out);
   const size_t wide_row = tensor_row_bytes(type, 3 * n_in);
   if (type == TensorType::kQ8_0) reinterpret_cast<block_q8_0*>(wide.data() + wide_row)[2].qs[5] = -128;
-  const WeightMatrix strided{type, n_in, n_out, wide.data() + tensor_row_bytes(type, 64), wide_row};
+  if (type == TensorType::kQ4_K) {
+    block_q4_K& b = reinterpret_cast<block_q4_K*>(wide.data() + wide_row)[2];
+    const uint8_t sc[8] = {63, 63, 63, 63, 63, 63, 63, 63}, m[8] = {63, 0, 63, 0, 63, 0, 63, 0};
+    k_quant_pack_scale_min(sc, m, b.scales);
+    std::memset(b.qs, 0xff, sizeof b.qs);
+  }
+  const WeightMatrix strided{type, n_in, n_out, wide.data() + tensor_row_bytes(type, n_in), wide_row};
   std::vector<uint8_t> contiguous;
   for (int64_t o = 0; o < n_out; ++o) {
     const uint8_t* from = strided.data + o * strided.row_stride;
@@ -157,7 +183,7 @@ TEST_P(Packed, StridedRowsAndExtremeQuantsPackLikeContiguousOnes) {
   }
   const WeightMatrix dense{type, n_in, n_out, contiguous.data(), tensor_row_bytes(type, n_in)};
   EXPECT_EQ(pack(strided), pack(dense));
-  const Activations a = activations(n_in, 2);
+  const Activations a = activations(type, n_in, 2);
   const std::vector<uint8_t> packed = pack(dense);
   std::vector<float> y(2 * n_out);
   packed_product(type, packed.data(), n_in, n_out, a.view, 2, y.data(), 0, groups_of(n_out));
@@ -196,7 +222,7 @@ TEST_P(Packed, MatmulUsesThePackedCopyAndMatchesTheFileLayout) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, Packed, ::testing::Values(TensorType::kQ8_0, TensorType::kQ4_0),
+INSTANTIATE_TEST_SUITE_P(Types, Packed, ::testing::Values(TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ4_K),
                          [](const auto& info) { return std::string(tensor_type_name(info.param)); });
 
 }  // namespace

@@ -35,10 +35,11 @@ struct WeightMatrix {
 
 // Scratch memory reused between calls, so the hot path does not allocate.
 struct MatmulScratch {
-  std::vector<uint8_t> quantized;    // activations in Q8_0 (for Q4_0 and Q8_0 weights)
-  std::vector<uint8_t> quantized_k;  // activations in Q8_K (for the K-quants)
-  std::vector<float> block_scales;   // per Q8_0 activation block: d as float (packed products)
-  std::vector<int32_t> block_sums;   // and the sum of its quants
+  std::vector<uint8_t> quantized;      // activations in Q8_0 (for Q4_0 and Q8_0 weights)
+  std::vector<uint8_t> quantized_k;    // activations in Q8_K (for the K-quants)
+  std::vector<float> block_scales;     // per Q8_0 activation block: d as float (packed products)
+  std::vector<int32_t> block_sums;     // and the sum of its quants
+  std::vector<int16_t> subblock_sums;  // per Q8_K sub-block of 32: the sum of its quants
 };
 
 // y[t * n_out + o] = sum_i W[o, i] * x[t * n_in + i], for t in [0, n_tokens).

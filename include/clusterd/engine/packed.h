@@ -1,5 +1,5 @@
-// Q8_0 and Q4_0 weights repacked at load time for a register-tiled product (GEMM) on
-// AVX-512 VNNI CPUs.
+// Q8_0, Q4_0 and Q4_K weights repacked at load time for a register-tiled product
+// (GEMM) on AVX-512 VNNI CPUs.
 //
 // The file layout (ggml's) stores one row's blocks one after another, so a product
 // reads one row at a time and spends most of its instructions on per-row work: making
@@ -17,6 +17,18 @@
 //   q4_0: block b, vector j (0-3): row r's bytes are its stored qs[4j..4j+3], so the low
 //         nibbles are quants 4j..4j+3 and the high nibbles quants 16+4j..16+4j+3.
 // Groups are 64-byte aligned; the bytes per row are those of the file.
+//
+// q4_K (activations Q8_K) goes by 256-element superblocks, each one 2,368-byte record
+// per group, so that a group is one stream:
+//   quants  2,048 bytes: chunk c (0-3, 64 elements), vector p (0-7): row r's bytes are its
+//           qs[32c + 4p .. +3]: low nibbles are quants 64c + 4p.. of sub-block 2c, high
+//           nibbles the same offsets of sub-block 2c + 1;
+//   scales  128 bytes, [sub-block][row]: the 6-bit scales, one byte each;
+//   mins    128 bytes, [sub-block pair][row][2]: the 6-bit mins, widened to int16 pairs
+//           when read, for VPDPWSSD against the activations' pair of sub-block sums;
+//   d, dmin 16 fp16 each.
+// Per superblock the integer sums sum_s sc_s * (q . y)_s and sum_s m_s * sum(y)_s are
+// exact, then acc = fma(total, d * d_y, acc) and acc = fma(-mins, dmin * d_y, acc).
 //
 // Every (row, token) result is computed by the same operations in the same order
 // whatever the tile it falls in: per block an exact int32 sum, converted to float and
@@ -36,30 +48,35 @@ struct WeightMatrix;
 
 constexpr int kPackedRows = 16;  // rows per group: one int32 lane each in a 512-bit vector
 
-// True when weights of `type` are repacked on this CPU (Q8_0 and Q4_0 where the CPU
-// has AVX-512 VNNI).
+// True when weights of `type` are repacked on this CPU (Q8_0, Q4_0 and Q4_K where the
+// CPU has AVX-512 VNNI).
 bool packing_supported(TensorType type);
 
 // Bytes of one row group of a packed matrix, and of the whole matrix.
 size_t packed_group_bytes(TensorType type, int64_t n_in);
 size_t packed_matrix_bytes(TensorType type, int64_t n_in, int64_t n_out);
 
-// Writes `w` (Q8_0 or Q4_0, contiguous or strided rows) in the packed layout into `out`
-// (packed_matrix_bytes, 64-byte aligned).
+// Writes `w` (Q8_0, Q4_0 or Q4_K, contiguous or strided rows) in the packed layout into
+// `out` (packed_matrix_bytes, 64-byte aligned).
 void pack_matrix(const WeightMatrix& w, uint8_t* out);
 
-// Q8_0 activations of `n_tokens` tokens (block_q8_0 rows of `row_bytes`) with each
-// block's scale as float and the sum of its quants, as the packed product reads them.
+// Activations of `n_tokens` tokens as the packed product reads them: Q8_0 rows
+// (block_q8_0, for Q8_0 and Q4_0 weights) with each block's scale as float and the sum
+// of its quants; or Q8_K rows (block_q8_K, for Q4_K weights) with the sum of each
+// 32-element sub-block.
 struct PackedActivations {
   const uint8_t* rows = nullptr;
   size_t row_bytes = 0;
-  const float* d = nullptr;      // [t * nb + b]
-  const int32_t* sum = nullptr;  // [t * nb + b]
-  int nb = 0;                    // blocks per row
+  const float* d = nullptr;         // Q8_0: [t * nb + b]
+  const int32_t* sum = nullptr;     // Q8_0: [t * nb + b]
+  int nb = 0;                       // Q8_0: blocks per row
+  const int16_t* sums32 = nullptr;  // Q8_K: [(t * nsb + superblock) * 8 + sub-block]
 };
 
-// Fills d and sum (n_tokens * nb each) from the rows.
+// Fills d and sum (n_tokens * nb each) from Q8_0 rows.
 void packed_activation_sums(const uint8_t* rows, size_t row_bytes, int n_tokens, int nb, float* d, int32_t* sum);
+// Fills sums32 (n_tokens * nsb * 8) from Q8_K rows of nsb superblocks.
+void packed_activation_sums_k(const uint8_t* rows, size_t row_bytes, int n_tokens, int nsb, int16_t* sums32);
 
 // y[t * n_out + o] for every token t and the rows o of groups [group_begin, group_end)
 // (rows past n_out are not written). `packed` is the whole matrix.
