@@ -9,20 +9,8 @@
 #include <cstring>
 
 #if defined(__x86_64__)
-// GCC 12's AVX-512 headers build "undefined" vectors from self-initialised variables,
-// which -Wuninitialized reports at every use (GCC bug 105593, fixed in GCC 13); the
-// warnings are located in the header, so silencing them around the include suffices.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-#else
-#include <immintrin.h>
-#endif
+#include "avx512_intrinsics.h"
 
-#define CLUSTERD_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")))
 #define CLUSTERD_AVX512_VBMI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,fma,f16c")))
 
 namespace clusterd {
@@ -359,7 +347,9 @@ namespace clusterd {
 
 bool cpu_has_avx512_vnni() { return false; }
 bool cpu_has_avx512_vbmi() { return false; }
-float vec_dot_q4_0_q8_0_avx512_vbmi(int n, const block_q4_0* x, const block_q8_0* y) { return vec_dot_q4_0_q8_0(n, x, y); }
+float vec_dot_q4_0_q8_0_avx512_vbmi(int n, const block_q4_0* x, const block_q8_0* y) {
+  return vec_dot_q4_0_q8_0(n, x, y);
+}
 float vec_dot_q8_0_q8_0_avx512(int n, const block_q8_0* x, const block_q8_0* y) { return vec_dot_q8_0_q8_0(n, x, y); }
 float vec_dot_q4_0_q8_0_avx512(int n, const block_q4_0* x, const block_q8_0* y) { return vec_dot_q4_0_q8_0(n, x, y); }
 float vec_dot_q4_K_q8_K_avx512(int n, const block_q4_K* x, const block_q8_K* y) { return vec_dot_q4_K_q8_K(n, x, y); }

@@ -11,19 +11,9 @@
 #include <cstring>
 
 #if defined(__x86_64__)
-// GCC 12's AVX-512 headers trip -Wuninitialized (GCC bug 105593); see kernels_avx512.cpp.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-#else
-#include <immintrin.h>
-#endif
+#include "avx512_intrinsics.h"
 
 #define CLUSTERD_AVX2 __attribute__((target("avx2,fma,f16c")))
-#define CLUSTERD_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")))
 
 namespace clusterd {
 namespace {

@@ -10,18 +10,7 @@
 #include "clusterd/engine/packed.h"
 
 #if defined(__x86_64__)
-// GCC 12's AVX-512 headers trip -Wuninitialized (GCC bug 105593); see kernels_avx512.cpp.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-#else
-#include <immintrin.h>
-#endif
-
-#define CLUSTERD_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")))
+#include "avx512_intrinsics.h"
 
 namespace clusterd {
 namespace {
@@ -36,6 +25,19 @@ CLUSTERD_AVX512 inline __m512i broadcast4(const uint8_t* p) {
   int32_t v;
   std::memcpy(&v, p, sizeof v);
   return _mm512_set1_epi32(v);
+}
+
+// The tile's results: rows row0.. of groups r, tokens t0.. (rows past n_out are padding).
+template <int R, int T>
+CLUSTERD_AVX512 inline void store_tile(const __m512 (&acc)[R][T], float* y, int64_t n_out, int64_t row0, int t0) {
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    const int64_t first = row0 + r * kPackedRows;
+    const int64_t valid = std::min<int64_t>(kPackedRows, n_out - first);
+    const __mmask16 mask = static_cast<__mmask16>((1u << valid) - 1);
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(y + (t0 + t) * n_out + first, mask, acc[r][t]);
+  }
 }
 
 template <bool kQ4, int R, int T>
@@ -106,14 +108,7 @@ CLUSTERD_AVX512 void tile(const uint8_t* group0, size_t group_bytes, int nb, con
       }
     }
   }
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-    const int64_t first = row0 + r * kPackedRows;
-    const int64_t valid = std::min<int64_t>(kPackedRows, n_out - first);
-    const __mmask16 mask = static_cast<__mmask16>((1u << valid) - 1);
-#pragma GCC unroll 16
-    for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(y + (t0 + t) * n_out + first, mask, acc[r][t]);
-  }
+  store_tile<R, T>(acc, y, n_out, row0, t0);
 }
 
 using TileFn = void (*)(const uint8_t*, size_t, int, const PackedActivations&, int, float*, int64_t, int64_t);
@@ -249,14 +244,7 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* group0, size_t group_bytes, int ns
       }
     }
   }
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-    const int64_t first = row0 + r * kPackedRows;
-    const int64_t valid = std::min<int64_t>(kPackedRows, n_out - first);
-    const __mmask16 mask = static_cast<__mmask16>((1u << valid) - 1);
-#pragma GCC unroll 16
-    for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(y + (t0 + t) * n_out + first, mask, acc[r][t]);
-  }
+  store_tile<R, T>(acc, y, n_out, row0, t0);
 }
 
 template <int R>
