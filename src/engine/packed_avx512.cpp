@@ -27,6 +27,15 @@ CLUSTERD_AVX512 inline __m512i broadcast4(const uint8_t* p) {
   return _mm512_set1_epi32(v);
 }
 
+template <int R, int T>
+CLUSTERD_AVX512 inline void zero_tile(__m512 (&acc)[R][T]) {
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+  }
+}
+
 // The tile's results: rows row0.. of groups r, tokens t0.. (rows past n_out are padding).
 template <int R, int T>
 CLUSTERD_AVX512 inline void store_tile(const __m512 (&acc)[R][T], float* y, int64_t n_out, int64_t row0, int t0) {
@@ -48,11 +57,7 @@ CLUSTERD_AVX512 void tile(const uint8_t* group0, size_t group_bytes, int nb, con
   const size_t scales_at = static_cast<size_t>(nb) * kQuantBytes;
   const __m512i low_nibbles = _mm512_set1_epi8(0x0f);
   __m512 acc[R][T];
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 16
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-  }
+  zero_tile(acc);
   for (int b = 0; b < nb; ++b) {
     // Two chains of sums per tile entry (even and odd vectors), added at the end: the
     // int32 total is the same, and with few entries (one token) the second chain halves
@@ -165,11 +170,7 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* group0, size_t group_bytes, int ns
                                float* y, int64_t n_out, int64_t row0) {
   const __m512i low_nibbles = _mm512_set1_epi8(0x0f);
   __m512 acc[R][T];
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 16
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-  }
+  zero_tile(acc);
   for (int sb = 0; sb < nsb; ++sb) {
     const uint8_t* yq[T];
 #pragma GCC unroll 16

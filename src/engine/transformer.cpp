@@ -158,10 +158,8 @@ void Transformer::attention(int layer, std::span<const BatchToken> batch) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   // Consecutive tokens of one sequence (a prompt chunk) share one read of its cache,
   // up to the last of their positions; each token attends to its own prefix of it.
-  struct Run {
-    int first, end, n;
-  };
-  std::vector<Run> runs;
+  std::vector<AttentionRun>& runs = attention_runs_;
+  runs.clear();
   for (int t = 0; t < static_cast<int>(batch.size()); ++t) {
     if (runs.empty() || batch[runs.back().first].seq != batch[t].seq) {
       runs.push_back({t, t + 1, batch[t].pos + 1});
@@ -176,7 +174,7 @@ void Transformer::attention(int layer, std::span<const BatchToken> batch) {
   pool_.parallel_for(units, 1, [&](int thread, int64_t begin, int64_t end) {
     AttentionScratch& s = attention_scratch_[thread];
     for (int64_t u = begin; u < end; ++u) {
-      const Run& run = runs[u / n_kv_heads];
+      const AttentionRun& run = runs[u / n_kv_heads];
       const int kvh = static_cast<int>(u % n_kv_heads);
       const int n = run.n;
       s.keys.resize(static_cast<size_t>(n) * hd);

@@ -66,6 +66,12 @@ class Transformer {
     std::vector<float> keys, values, scores;
   };
   std::vector<AttentionScratch> attention_scratch_;
+  // The batch's runs of consecutive tokens of one sequence: tokens [first, end), cache
+  // read up to position n (reused between calls, so the hot path does not allocate).
+  struct AttentionRun {
+    int first, end, n;
+  };
+  std::vector<AttentionRun> attention_runs_;
 };
 
 // out = x / rms(x) * weight, for one row of n elements.
