@@ -140,11 +140,10 @@ void report_packed(TensorType type, const std::vector<uint8_t>& w, int rows, int
     a = {act.data(), act.size(), d.data(), sum.data(), cols / 32, nullptr};
   }
   std::vector<float> out(rows);
-  const int64_t groups = (rows + kPackedRows - 1) / kPackedRows;
   std::vector<double> times;
   for (int i = 0; i <= kRuns; ++i) {  // the first run warms caches and clocks
     const auto start = std::chrono::steady_clock::now();
-    packed_product(type, packed, cols, rows, a, 1, out.data(), 0, groups);
+    packed_product(type, packed, cols, rows, a, 1, out.data(), 0, packed_pairs(rows));
     if (i > 0) times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   std::sort(times.begin(), times.end());

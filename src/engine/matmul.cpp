@@ -263,13 +263,12 @@ void matmul(std::span<const MatmulOutput> outputs, const float* x, int n_tokens,
   }
   // One split over the rows of every output: each thread takes a range of rows (which
   // may cross from one matrix into the next) and runs every token through them. Each
-  // matrix's range is rounded up to whole row groups, so that a packed matrix splits
-  // on group boundaries.
+  // matrix's range is rounded up to whole pairs of row groups, so that a packed matrix
+  // splits on pair boundaries.
   for (size_t i = 0; i < outputs.size(); ++i) {
-    const int64_t n_out = outputs[i].w->n_out;
-    first_row[i + 1] = first_row[i] + (n_out + kPackedRows - 1) / kPackedRows * kPackedRows;
+    first_row[i + 1] = first_row[i] + packed_pairs(outputs[i].w->n_out) * kPackedPairRows;
   }
-  pool.parallel_for(first_row.back(), kPackedRows, [&](int, int64_t begin, int64_t end) {
+  pool.parallel_for(first_row.back(), kPackedPairRows, [&](int, int64_t begin, int64_t end) {
     for (size_t i = 0; i < outputs.size(); ++i) {
       const WeightMatrix& w = *outputs[i].w;
       const int64_t lo = std::max(begin, first_row[i]) - first_row[i];
@@ -277,8 +276,8 @@ void matmul(std::span<const MatmulOutput> outputs, const float* x, int n_tokens,
       if (lo >= hi) continue;
       if (w.packed) {
         const PackedActivations& acts = input_of[i]->type == TensorType::kQ8_K ? packed_q8_K : packed_q8_0;
-        packed_product(w.type, w.packed, w.n_in, w.n_out, acts, n_tokens, outputs[i].y, lo / kPackedRows,
-                       hi / kPackedRows);
+        packed_product(w.type, w.packed, w.n_in, w.n_out, acts, n_tokens, outputs[i].y, lo / kPackedPairRows,
+                       hi / kPackedPairRows);
       } else {
         product_rows(w, input_of[i]->data, input_of[i]->row_bytes, n_tokens, outputs[i].y, lo, std::min(hi, w.n_out));
       }

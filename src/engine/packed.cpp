@@ -12,23 +12,38 @@ namespace clusterd {
 
 namespace {
 
-// Bytes of quants per block slice of a group, and the offset added to stored weights.
+// Bytes of quants per block of a group, and the offset added to stored weights.
 int block_quant_bytes(TensorType type) { return type == TensorType::kQ8_0 ? 512 : 256; }
 int weight_offset(TensorType type) { return type == TensorType::kQ8_0 ? 128 : 8; }
+
+// q8_0/q4_0: one block of a pair (both groups' quants, then both groups' scales).
+size_t pair_block_bytes(TensorType type) { return 2 * block_quant_bytes(type) + 2 * kPackedRows * sizeof(uint16_t); }
+
+// Where group g's quants and scales of block b start.
+size_t quants_at(TensorType type, int nb, int64_t g, int b) {
+  return (g / 2) * packed_pair_bytes(type, int64_t{nb} * 32) + b * pair_block_bytes(type) +
+         (g % 2) * block_quant_bytes(type);
+}
+size_t scales_at(TensorType type, int nb, int64_t g, int b) {
+  return quants_at(type, nb, g, b) + (2 - g % 2) * block_quant_bytes(type) + (g % 2) * kPackedRows * sizeof(uint16_t);
+}
 
 // A q4_K superblock record of a group (packed.h) and the offsets of its parts.
 constexpr size_t kQ4KQuants = 0, kQ4KScales = 2048, kQ4KMins = 2176, kQ4KD = 2304, kQ4KDmin = 2336;
 constexpr size_t kQ4KSuperblock = 2368;
 
+size_t q4_K_record_at(int nsb, int64_t g, int sb) {
+  return (g / 2) * packed_pair_bytes(TensorType::kQ4_K, int64_t{nsb} * kQK_K) + (2 * sb + g % 2) * kQ4KSuperblock;
+}
+
 void pack_q4_K(const WeightMatrix& w, uint8_t* out) {
   const int nsb = static_cast<int>(w.n_in / kQK_K);
-  const size_t group_bytes = packed_group_bytes(w.type, w.n_in);
   const int64_t groups = (w.n_out + kPackedRows - 1) / kPackedRows;
   for (int64_t g = 0; g < groups; ++g) {
     for (int r = 0; r < kPackedRows && g * kPackedRows + r < w.n_out; ++r) {
       const auto* row = reinterpret_cast<const block_q4_K*>(w.data + (g * kPackedRows + r) * w.row_stride);
       for (int sb = 0; sb < nsb; ++sb) {
-        uint8_t* record = out + g * group_bytes + sb * kQ4KSuperblock;
+        uint8_t* record = out + q4_K_record_at(nsb, g, sb);
         const block_q4_K& block = row[sb];
         for (int c = 0; c < 4; ++c) {
           for (int p = 0; p < 8; ++p)
@@ -48,15 +63,14 @@ void pack_q4_K(const WeightMatrix& w, uint8_t* out) {
 }
 
 void reference_q4_K(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a, int n_tokens,
-                    float* y, int64_t group_begin, int64_t group_end) {
+                    float* y, int64_t pair_begin, int64_t pair_end) {
   const int nsb = static_cast<int>(n_in / kQK_K);
-  const size_t group_bytes = packed_group_bytes(TensorType::kQ4_K, n_in);
-  for (int64_t g = group_begin; g < group_end; ++g) {
+  for (int64_t g = 2 * pair_begin; g < 2 * pair_end; ++g) {
     for (int r = 0; r < kPackedRows && g * kPackedRows + r < n_out; ++r) {
       for (int t = 0; t < n_tokens; ++t) {
         float acc = 0.0f;
         for (int sb = 0; sb < nsb; ++sb) {
-          const uint8_t* record = packed + g * group_bytes + sb * kQ4KSuperblock;
+          const uint8_t* record = packed + q4_K_record_at(nsb, g, sb);
           const auto* y_block = reinterpret_cast<const block_q8_K*>(a.rows + t * a.row_bytes) + sb;
           int32_t total = 0, mins = 0;
           for (int sub = 0; sub < 8; ++sub) {
@@ -89,16 +103,13 @@ bool packing_supported(TensorType type) {
   return vnni;
 }
 
-size_t packed_group_bytes(TensorType type, int64_t n_in) {
-  if (type == TensorType::kQ4_K) return static_cast<size_t>(n_in / kQK_K) * kQ4KSuperblock;
-  const size_t nb = static_cast<size_t>(n_in / 32);
-  const size_t bytes = nb * (block_quant_bytes(type) + kPackedRows * sizeof(uint16_t));
-  return (bytes + 63) / 64 * 64;
+size_t packed_pair_bytes(TensorType type, int64_t n_in) {
+  if (type == TensorType::kQ4_K) return static_cast<size_t>(n_in / kQK_K) * 2 * kQ4KSuperblock;
+  return static_cast<size_t>(n_in / 32) * pair_block_bytes(type);
 }
 
 size_t packed_matrix_bytes(TensorType type, int64_t n_in, int64_t n_out) {
-  const size_t groups = static_cast<size_t>((n_out + kPackedRows - 1) / kPackedRows);
-  return groups * packed_group_bytes(type, n_in);
+  return static_cast<size_t>(packed_pairs(n_out)) * packed_pair_bytes(type, n_in);
 }
 
 void pack_matrix(const WeightMatrix& w, uint8_t* out) {
@@ -108,26 +119,23 @@ void pack_matrix(const WeightMatrix& w, uint8_t* out) {
     return;
   }
   const int nb = static_cast<int>(w.n_in / 32);
-  const int qb = block_quant_bytes(w.type);
-  const size_t group_bytes = packed_group_bytes(w.type, w.n_in);
   const int64_t groups = (w.n_out + kPackedRows - 1) / kPackedRows;
-  std::memset(out, 0, groups * group_bytes);  // padding rows: zero scales
+  std::memset(out, 0, packed_matrix_bytes(w.type, w.n_in, w.n_out));  // padding rows: zero scales
   for (int64_t g = 0; g < groups; ++g) {
-    uint8_t* group = out + g * group_bytes;
-    uint16_t* scales = reinterpret_cast<uint16_t*>(group + static_cast<size_t>(nb) * qb);
     for (int r = 0; r < kPackedRows && g * kPackedRows + r < w.n_out; ++r) {
       const uint8_t* row = w.data + (g * kPackedRows + r) * w.row_stride;
       for (int b = 0; b < nb; ++b) {
-        uint8_t* slice = group + static_cast<size_t>(b) * qb;
+        uint8_t* slice = out + quants_at(w.type, nb, g, b);
+        auto* scales = reinterpret_cast<uint16_t*>(out + scales_at(w.type, nb, g, b));
         if (w.type == TensorType::kQ8_0) {
           const auto* block = reinterpret_cast<const block_q8_0*>(row) + b;
-          scales[b * kPackedRows + r] = block->d;
+          scales[r] = block->d;
           for (int j = 0; j < 8; ++j) {
             for (int i = 0; i < 4; ++i) slice[j * 64 + r * 4 + i] = static_cast<uint8_t>(block->qs[4 * j + i] + 128);
           }
         } else {
           const auto* block = reinterpret_cast<const block_q4_0*>(row) + b;
-          scales[b * kPackedRows + r] = block->d;
+          scales[r] = block->d;
           for (int j = 0; j < 4; ++j) std::memcpy(slice + j * 64 + r * 4, block->qs + 4 * j, 4);
         }
       }
@@ -160,25 +168,21 @@ void packed_activation_sums_k(const uint8_t* rows, size_t row_bytes, int n_token
 }
 
 void packed_product_reference(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
-                              const PackedActivations& a, int n_tokens, float* y, int64_t group_begin,
-                              int64_t group_end) {
+                              const PackedActivations& a, int n_tokens, float* y, int64_t pair_begin,
+                              int64_t pair_end) {
   if (type == TensorType::kQ4_K) {
-    reference_q4_K(packed, n_in, n_out, a, n_tokens, y, group_begin, group_end);
+    reference_q4_K(packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);
     return;
   }
   const int nb = static_cast<int>(n_in / 32);
-  const int qb = block_quant_bytes(type);
   const int offset = weight_offset(type);
-  const size_t group_bytes = packed_group_bytes(type, n_in);
-  for (int64_t g = group_begin; g < group_end; ++g) {
-    const uint8_t* group = packed + g * group_bytes;
-    const uint16_t* scales = reinterpret_cast<const uint16_t*>(group + static_cast<size_t>(nb) * qb);
+  for (int64_t g = 2 * pair_begin; g < 2 * pair_end; ++g) {
     for (int r = 0; r < kPackedRows && g * kPackedRows + r < n_out; ++r) {
       for (int t = 0; t < n_tokens; ++t) {
         float acc = 0.0f;
         for (int b = 0; b < nb; ++b) {
           const auto* y_block = reinterpret_cast<const block_q8_0*>(a.rows + t * a.row_bytes) + b;
-          const uint8_t* slice = group + static_cast<size_t>(b) * qb;
+          const uint8_t* slice = packed + quants_at(type, nb, g, b);
           int32_t sum = -offset * a.sum[t * nb + b];
           for (int k = 0; k < 32; ++k) {
             int w;
@@ -190,7 +194,9 @@ void packed_product_reference(TensorType type, const uint8_t* packed, int64_t n_
             }
             sum += w * y_block->qs[k];
           }
-          const float scale = fp16_to_fp32(scales[b * kPackedRows + r]) * a.d[t * nb + b];
+          uint16_t d;
+          std::memcpy(&d, packed + scales_at(type, nb, g, b) + r * sizeof d, sizeof d);
+          const float scale = fp16_to_fp32(d) * a.d[t * nb + b];
           acc = std::fma(static_cast<float>(sum), scale, acc);
         }
         y[t * n_out + g * kPackedRows + r] = acc;

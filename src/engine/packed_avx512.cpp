@@ -20,6 +20,9 @@ constexpr int kYBlock = 34;  // sizeof(block_q8_0)
 
 CLUSTERD_AVX512 inline __m512i load512(const uint8_t* p) { return _mm512_loadu_si512(p); }
 
+// Into L1; an address past the matrix is harmless (prefetches do not fault).
+inline void prefetch(const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
+
 // Four activation bytes in every lane (folded into VPDPBUSD's broadcast operand).
 CLUSTERD_AVX512 inline __m512i broadcast4(const uint8_t* p) {
   int32_t v;
@@ -36,26 +39,32 @@ CLUSTERD_AVX512 inline void zero_tile(__m512 (&acc)[R][T]) {
   }
 }
 
-// The tile's results: rows row0.. of groups r, tokens t0.. (rows past n_out are padding).
+// The tile's results: rows row0.. of groups r, tokens t0.. (rows past n_out, and a
+// pair's second group past them, are padding).
 template <int R, int T>
 CLUSTERD_AVX512 inline void store_tile(const __m512 (&acc)[R][T], float* y, int64_t n_out, int64_t row0, int t0) {
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     const int64_t first = row0 + r * kPackedRows;
     const int64_t valid = std::min<int64_t>(kPackedRows, n_out - first);
+    if (valid <= 0) break;
     const __mmask16 mask = static_cast<__mmask16>((1u << valid) - 1);
 #pragma GCC unroll 16
     for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(y + (t0 + t) * n_out + first, mask, acc[r][t]);
   }
 }
 
+// Group r of a tile that starts at pair `pair0`: its block b's quants are at
+// base(r) + b * pair_block, its scales kQuantBytes * (2 - r % 2) + 32 * (r % 2) further.
 template <bool kQ4, int R, int T>
-CLUSTERD_AVX512 void tile(const uint8_t* group0, size_t group_bytes, int nb, const PackedActivations& a, int t0,
-                          float* y, int64_t n_out, int64_t row0) {
+CLUSTERD_AVX512 void tile(const uint8_t* pair0, size_t pair_bytes, int nb, const PackedActivations& a, int t0, float* y,
+                          int64_t n_out, int64_t row0) {
   constexpr int kQuantBytes = kQ4 ? 256 : 512;
+  constexpr size_t kPairBlock = 2 * kQuantBytes + 64;
   constexpr int kOffset = kQ4 ? 8 : 128;
-  const size_t scales_at = static_cast<size_t>(nb) * kQuantBytes;
   const __m512i low_nibbles = _mm512_set1_epi8(0x0f);
+  auto base = [&](int r) { return pair0 + (r / 2) * pair_bytes + (r % 2) * kQuantBytes; };
+  auto scales_of = [&](int r) { return base(r) + kQuantBytes * (2 - r % 2) + 32 * (r % 2); };
   __m512 acc[R][T];
   zero_tile(acc);
   for (int b = 0; b < nb; ++b) {
@@ -71,13 +80,13 @@ CLUSTERD_AVX512 void tile(const uint8_t* group0, size_t group_bytes, int nb, con
 #pragma GCC unroll 16
       for (int r = 0; r < R; ++r) sum[r][t] = bias, odd[r][t] = _mm512_setzero_si512();
     }
-    const size_t slice = static_cast<size_t>(b) * kQuantBytes;
+    const size_t block = static_cast<size_t>(b) * kPairBlock;
     if constexpr (kQ4) {
 #pragma GCC unroll 4
       for (int j = 0; j < 4; ++j) {
 #pragma GCC unroll 16
         for (int r = 0; r < R; ++r) {
-          const __m512i v = load512(group0 + r * group_bytes + slice + 64 * j);
+          const __m512i v = load512(base(r) + block + 64 * j);
           const __m512i low = _mm512_and_si512(v, low_nibbles);
           const __m512i high = _mm512_and_si512(_mm512_srli_epi16(v, 4), low_nibbles);
 #pragma GCC unroll 16
@@ -92,7 +101,7 @@ CLUSTERD_AVX512 void tile(const uint8_t* group0, size_t group_bytes, int nb, con
       for (int j = 0; j < 8; ++j) {
 #pragma GCC unroll 16
         for (int r = 0; r < R; ++r) {
-          const __m512i v = load512(group0 + r * group_bytes + slice + 64 * j);
+          const __m512i v = load512(base(r) + block + 64 * j);
 #pragma GCC unroll 16
           for (int t = 0; t < T; ++t) {
             __m512i& into = j % 2 ? odd[r][t] : sum[r][t];
@@ -103,8 +112,7 @@ CLUSTERD_AVX512 void tile(const uint8_t* group0, size_t group_bytes, int nb, con
     }
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
-      const __m512 dw = _mm512_cvtph_ps(
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(group0 + r * group_bytes + scales_at + 32 * b)));
+      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales_of(r) + block)));
 #pragma GCC unroll 16
       for (int t = 0; t < T; ++t) {
         const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(a.d[(t0 + t) * nb + b]));
@@ -130,29 +138,16 @@ constexpr TileFn tile_for(int tokens) {
   }
 }
 
-// Groups [begin, end) in tiles of R (one token: 4 groups, so that four independent sums
-// hide VPDPBUSD's latency; else 2), the last ones one at a time.
+// One pair (two groups, one stream of weights) by up to four tokens per tile.
 template <bool kQ4>
 void run(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a, int n_tokens, float* y,
          int64_t begin, int64_t end) {
   const int nb = static_cast<int>(n_in / 32);
-  const size_t group_bytes = packed_group_bytes(kQ4 ? TensorType::kQ4_0 : TensorType::kQ8_0, n_in);
-  const int wide = n_tokens == 1 ? 4 : 2;
-  int64_t g = begin;
-  for (; g < end; g += wide) {
-    const int groups = static_cast<int>(std::min<int64_t>(wide, end - g));
+  const size_t pair_bytes = packed_pair_bytes(kQ4 ? TensorType::kQ4_0 : TensorType::kQ8_0, n_in);
+  for (int64_t p = begin; p < end; ++p) {
     for (int t0 = 0; t0 < n_tokens; t0 += kMaxTokens) {
       const int tokens = std::min(kMaxTokens, n_tokens - t0);
-      const uint8_t* group = packed + g * group_bytes;
-      if (groups == 4) {
-        tile_for<kQ4, 4>(tokens)(group, group_bytes, nb, a, t0, y, n_out, g * kPackedRows);
-      } else if (groups == 2) {
-        tile_for<kQ4, 2>(tokens)(group, group_bytes, nb, a, t0, y, n_out, g * kPackedRows);
-      } else {
-        for (int i = 0; i < groups; ++i) {
-          tile_for<kQ4, 1>(tokens)(group + i * group_bytes, group_bytes, nb, a, t0, y, n_out, (g + i) * kPackedRows);
-        }
-      }
+      tile_for<kQ4, 2>(tokens)(packed + p * pair_bytes, pair_bytes, nb, a, t0, y, n_out, p * kPackedPairRows);
     }
   }
 }
@@ -162,12 +157,17 @@ void run(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivat
 // into the superblock's exact total; the mins meet the activations' sub-block sums
 // by VPDPWSSD.
 constexpr size_t kQ4KScales = 2048, kQ4KMins = 2176, kQ4KD = 2304, kQ4KDmin = 2336, kQ4KSuperblock = 2368;
-constexpr int kQ8KBlock = 292;  // sizeof(block_q8_K): float d, 256 qs, 16 bsums
+constexpr size_t kPairRecords = 2 * kQ4KSuperblock;  // a pair's records of one superblock
+constexpr int kQ8KBlock = 292;                       // sizeof(block_q8_K): float d, 256 qs, 16 bsums
 constexpr int kQ8KQuants = 4;
 
+// Group r of a tile starting at group g0 of the matrix: its superblock sb's record is
+// at base(r) + sb * kPairRecords.
 template <int R, int T>
-CLUSTERD_AVX512 void tile_q4_K(const uint8_t* group0, size_t group_bytes, int nsb, const PackedActivations& a, int t0,
-                               float* y, int64_t n_out, int64_t row0) {
+CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t g0, int nsb,
+                               const PackedActivations& a, int t0, float* y, int64_t n_out) {
+  const int64_t row0 = g0 * kPackedRows;
+  auto base = [&](int r) { return packed + (g0 + r) / 2 * pair_bytes + (g0 + r) % 2 * kQ4KSuperblock; };
   const __m512i low_nibbles = _mm512_set1_epi8(0x0f);
   __m512 acc[R][T];
   zero_tile(acc);
@@ -176,7 +176,19 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* group0, size_t group_bytes, int ns
 #pragma GCC unroll 16
     for (int t = 0; t < T; ++t)
       yq[t] = a.rows + (t0 + t) * a.row_bytes + static_cast<size_t>(sb) * kQ8KBlock + kQ8KQuants;
-    const size_t record = static_cast<size_t>(sb) * kQ4KSuperblock;
+    const size_t record = static_cast<size_t>(sb) * kPairRecords;
+    // One token: each record line is prefetched one superblock (one pair record) ahead.
+    // Without it, this kernel read the 1B-shape decode matrices at about 20 GB/s on one
+    // Zen 5 core that streams 37-42; with it, at about 30. (Two superblocks ahead, or
+    // into L2 only, was slower; Q8_0 and Q4_0 gain nothing from it.)
+    constexpr bool kPrefetch = T == 1;
+    if constexpr (kPrefetch) {
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 5
+        for (size_t at = kQ4KScales; at < kQ4KSuperblock; at += 64) prefetch(base(r) + record + kPairRecords + at);
+      }
+    }
     __m512i total[R][T];
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
@@ -195,7 +207,8 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* group0, size_t group_bytes, int ns
       for (int p = 0; p < 8; ++p) {
 #pragma GCC unroll 16
         for (int r = 0; r < R; ++r) {
-          const __m512i v = load512(group0 + r * group_bytes + record + c * 512 + 64 * p);
+          if constexpr (kPrefetch) prefetch(base(r) + record + kPairRecords + c * 512 + 64 * p);
+          const __m512i v = load512(base(r) + record + c * 512 + 64 * p);
           const __m512i lo = _mm512_and_si512(v, low_nibbles);
           const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low_nibbles);
 #pragma GCC unroll 16
@@ -207,7 +220,7 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* group0, size_t group_bytes, int ns
       }
 #pragma GCC unroll 16
       for (int r = 0; r < R; ++r) {
-        const uint8_t* scales = group0 + r * group_bytes + record + kQ4KScales;
+        const uint8_t* scales = base(r) + record + kQ4KScales;
         const __m512i sc_low = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + 32 * c)));
         const __m512i sc_high =
             _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + 32 * c + 16)));
@@ -220,7 +233,7 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* group0, size_t group_bytes, int ns
     }
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
-      const uint8_t* rec = group0 + r * group_bytes + record;
+      const uint8_t* rec = base(r) + record;
       __m512i mins[4];
 #pragma GCC unroll 4
       for (int q = 0; q < 4; ++q) {
@@ -248,8 +261,10 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* group0, size_t group_bytes, int ns
   store_tile<R, T>(acc, y, n_out, row0, t0);
 }
 
+using TileKFn = void (*)(const uint8_t*, size_t, int64_t, int, const PackedActivations&, int, float*, int64_t);
+
 template <int R>
-constexpr TileFn tile_q4_K_for(int tokens) {
+constexpr TileKFn tile_q4_K_for(int tokens) {
   switch (tokens) {
     case 1: return tile_q4_K<R, 1>;
     case 2: return tile_q4_K<R, 2>;
@@ -258,23 +273,23 @@ constexpr TileFn tile_q4_K_for(int tokens) {
   }
 }
 
-// One token: six groups at a time, six streams of weights in flight (decode, 1B
-// shape, 1 thread: 2 groups 35, 4 groups 36-40, 6 groups 41, 8 groups 39, 16 groups
-// 31 tokens/s); more tokens: one group by up to four tokens (a q4_K tile entry holds
-// four vectors, so wider tiles would spill).
+// One token: one pair at a time, one stream of weights (with the prefetch, 1, 2 and 3
+// pairs per tile read at about 29, 25 and 24 GB/s); more tokens: one group by up to
+// four tokens (a q4_K tile entry holds four vectors, so wider tiles would spill).
+constexpr int kDecodeGroups = 2;
 void run_q4_K(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a, int n_tokens, float* y,
               int64_t begin, int64_t end) {
   const int nsb = static_cast<int>(n_in / 256);
-  const size_t group_bytes = packed_group_bytes(TensorType::kQ4_K, n_in);
-  int64_t g = begin;
+  const size_t pair_bytes = packed_pair_bytes(TensorType::kQ4_K, n_in);
+  int64_t g = 2 * begin;
   if (n_tokens == 1) {
-    for (; g + 6 <= end; g += 6)
-      tile_q4_K<6, 1>(packed + g * group_bytes, group_bytes, nsb, a, 0, y, n_out, g * kPackedRows);
+    for (; g + kDecodeGroups <= 2 * end; g += kDecodeGroups)
+      tile_q4_K<kDecodeGroups, 1>(packed, pair_bytes, g, nsb, a, 0, y, n_out);
   }
-  for (; g < end; ++g) {
+  for (; g < 2 * end; ++g) {
     for (int t0 = 0; t0 < n_tokens; t0 += kMaxTokens) {
       const int tokens = std::min(kMaxTokens, n_tokens - t0);
-      tile_q4_K_for<1>(tokens)(packed + g * group_bytes, group_bytes, nsb, a, t0, y, n_out, g * kPackedRows);
+      tile_q4_K_for<1>(tokens)(packed, pair_bytes, g, nsb, a, t0, y, n_out);
     }
   }
 }
@@ -282,13 +297,13 @@ void run_q4_K(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedAc
 }  // namespace
 
 void packed_product(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a,
-                    int n_tokens, float* y, int64_t group_begin, int64_t group_end) {
+                    int n_tokens, float* y, int64_t pair_begin, int64_t pair_end) {
   if (type == TensorType::kQ4_K) {
-    run_q4_K(packed, n_in, n_out, a, n_tokens, y, group_begin, group_end);
+    run_q4_K(packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);
   } else if (type == TensorType::kQ4_0) {
-    run<true>(packed, n_in, n_out, a, n_tokens, y, group_begin, group_end);
+    run<true>(packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);
   } else {
-    run<false>(packed, n_in, n_out, a, n_tokens, y, group_begin, group_end);
+    run<false>(packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);
   }
 }
 
@@ -299,8 +314,8 @@ void packed_product(TensorType type, const uint8_t* packed, int64_t n_in, int64_
 namespace clusterd {
 
 void packed_product(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a,
-                    int n_tokens, float* y, int64_t group_begin, int64_t group_end) {
-  packed_product_reference(type, packed, n_in, n_out, a, n_tokens, y, group_begin, group_end);
+                    int n_tokens, float* y, int64_t pair_begin, int64_t pair_end) {
+  packed_product_reference(type, packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);
 }
 
 }  // namespace clusterd

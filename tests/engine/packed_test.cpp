@@ -83,8 +83,6 @@ class Packed : public ::testing::TestWithParam<TensorType> {
   }
 };
 
-int64_t groups_of(int64_t n_out) { return (n_out + kPackedRows - 1) / kPackedRows; }
-
 bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
 
 TEST_P(Packed, SimdEqualsTheScalarReferenceBitForBit) {
@@ -97,9 +95,9 @@ TEST_P(Packed, SimdEqualsTheScalarReferenceBitForBit) {
       for (int n_tokens : {1, 2, 3, 4, 5, 9}) {
         const Activations a = activations(type, n_in, n_tokens);
         std::vector<float> simd(n_tokens * n_out, NAN), scalar(n_tokens * n_out, NAN);
-        packed_product(type, packed.data(), n_in, n_out, a.view, n_tokens, simd.data(), 0, groups_of(n_out));
+        packed_product(type, packed.data(), n_in, n_out, a.view, n_tokens, simd.data(), 0, packed_pairs(n_out));
         packed_product_reference(type, packed.data(), n_in, n_out, a.view, n_tokens, scalar.data(), 0,
-                                 groups_of(n_out));
+                                 packed_pairs(n_out));
         for (size_t i = 0; i < simd.size(); ++i) {
           ASSERT_TRUE(same_bits(simd[i], scalar[i])) << "n_in " << n_in << " n_out " << n_out << " tokens " << n_tokens
                                                      << " at " << i << ": " << simd[i] << " vs " << scalar[i];
@@ -109,17 +107,17 @@ TEST_P(Packed, SimdEqualsTheScalarReferenceBitForBit) {
   }
 }
 
-TEST_P(Packed, EachTokenGetsWhatItGetsAloneWhateverTheGroupSplit) {
+TEST_P(Packed, EachTokenGetsWhatItGetsAloneWhateverThePairSplit) {
   const TensorType type = GetParam();
-  const int64_t n_in = 2 * unit() > 256 ? 2 * unit() : 256, n_out = 150;  // ten groups, the last one partial
+  const int64_t n_in = 2 * unit() > 256 ? 2 * unit() : 256, n_out = 150;  // five pairs, the last one partial
   const std::vector<uint8_t> data = matrix(type, n_in, n_out);
   const WeightMatrix w{type, n_in, n_out, data.data(), tensor_row_bytes(type, n_in)};
   const std::vector<uint8_t> packed = pack(w);
   const int n_tokens = 11;
   const Activations a = activations(type, n_in, n_tokens);
   std::vector<float> batched(n_tokens * n_out, NAN);
-  // Uneven ranges of groups, as threads might take them.
-  for (auto [begin, end] : {std::pair<int64_t, int64_t>{0, 3}, {3, 4}, {4, 10}}) {
+  // Uneven ranges of pairs, as threads might take them.
+  for (auto [begin, end] : {std::pair<int64_t, int64_t>{0, 2}, {2, 3}, {3, 5}}) {
     packed_product(type, packed.data(), n_in, n_out, a.view, n_tokens, batched.data(), begin, end);
   }
   for (int t = 0; t < n_tokens; ++t) {
@@ -132,7 +130,7 @@ TEST_P(Packed, EachTokenGetsWhatItGetsAloneWhateverTheGroupSplit) {
       one.sums32 += t * (n_in / 256) * 8;
     }
     std::vector<float> alone(n_out, NAN);
-    packed_product(type, packed.data(), n_in, n_out, one, 1, alone.data(), 0, groups_of(n_out));
+    packed_product(type, packed.data(), n_in, n_out, one, 1, alone.data(), 0, packed_pairs(n_out));
     for (int64_t o = 0; o < n_out; ++o) {
       ASSERT_TRUE(same_bits(alone[o], batched[t * n_out + o])) << "token " << t << " row " << o;
     }
@@ -149,7 +147,7 @@ TEST_P(Packed, AgreesWithTheFileLayoutKernels) {
   const int n_tokens = 5;
   const Activations a = activations(type, n_in, n_tokens);
   std::vector<float> y(n_tokens * n_out);
-  packed_product(type, packed.data(), n_in, n_out, a.view, n_tokens, y.data(), 0, groups_of(n_out));
+  packed_product(type, packed.data(), n_in, n_out, a.view, n_tokens, y.data(), 0, packed_pairs(n_out));
   for (int t = 0; t < n_tokens; ++t) {
     for (int64_t o = 0; o < n_out; ++o) {
       const float expected = dot_row(type, data.data() + o * row, a.rows.data() + t * a.view.row_bytes, n_in);
@@ -186,7 +184,7 @@ TEST_P(Packed, StridedRowsAndExtremeQuantsPackLikeContiguousOnes) {
   const Activations a = activations(type, n_in, 2);
   const std::vector<uint8_t> packed = pack(dense);
   std::vector<float> y(2 * n_out);
-  packed_product(type, packed.data(), n_in, n_out, a.view, 2, y.data(), 0, groups_of(n_out));
+  packed_product(type, packed.data(), n_in, n_out, a.view, 2, y.data(), 0, packed_pairs(n_out));
   for (int t = 0; t < 2; ++t) {
     for (int64_t o = 0; o < n_out; ++o) {
       const float expected =
