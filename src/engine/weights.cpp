@@ -1,7 +1,11 @@
 #include "clusterd/engine/weights.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string>
 
 #include "clusterd/engine/packed.h"
@@ -120,12 +124,9 @@ WeightMatrix column_slice(const WeightMatrix& m, int64_t first, int64_t count, c
 void pack(WeightMatrix& m, ModelWeights& w, const GgufFile& file) {
   if (!m.data || !packing_supported(m.type) || m.n_in % 32 != 0) return;
   const size_t bytes = packed_matrix_bytes(m.type, m.n_in, m.n_out);
-  std::vector<uint8_t> storage(bytes + 63);
-  const auto address = reinterpret_cast<uintptr_t>(storage.data());
-  uint8_t* aligned = storage.data() + ((64 - address % 64) % 64);
-  pack_matrix(m, aligned);
-  m.packed = aligned;
-  w.packed.push_back(std::move(storage));  // the heap block does not move with the vector
+  w.packed.push_back(allocate_weight_memory(bytes));
+  pack_matrix(m, w.packed.back().get());
+  m.packed = w.packed.back().get();
   w.packed_bytes += bytes;
   const size_t span = (m.n_out - 1) * m.row_stride + tensor_row_bytes(m.type, m.n_in);
   file.release({m.data, span});
@@ -137,6 +138,17 @@ std::vector<float> slice(const std::vector<float>& v, int64_t first, int64_t cou
 }
 
 }  // namespace
+
+WeightMemory allocate_weight_memory(size_t bytes) {
+  constexpr size_t kHugePage = size_t{2} << 20;
+  const size_t alignment = bytes >= kHugePage ? kHugePage : 64;
+  auto* memory = static_cast<uint8_t*>(std::aligned_alloc(alignment, (bytes + alignment - 1) / alignment * alignment));
+  if (!memory) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+  if (alignment == kHugePage) madvise(memory, bytes / kHugePage * kHugePage, MADV_HUGEPAGE);  // advice only
+#endif
+  return WeightMemory(memory);
+}
 
 uint64_t ModelWeights::bytes() const {
   auto m = [](const WeightMatrix& w) {
