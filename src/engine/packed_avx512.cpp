@@ -168,7 +168,7 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t
                                const PackedActivations& a, int t0, float* y, int64_t n_out) {
   const int64_t row0 = g0 * kPackedRows;
   auto base = [&](int r) { return packed + (g0 + r) / 2 * pair_bytes + (g0 + r) % 2 * kQ4KSuperblock; };
-  const __m512i low_nibbles = _mm512_set1_epi8(0x0f);
+  const __m512i low_nibbles = _mm512_set1_epi8(0x0f), high_nibbles = _mm512_set1_epi8(static_cast<char>(0xf0));
   __m512 acc[R][T];
   zero_tile(acc);
   for (int sb = 0; sb < nsb; ++sb) {
@@ -210,7 +210,7 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t
           if constexpr (kPrefetch) prefetch(base(r) + record + kPairRecords + c * 512 + 64 * p);
           const __m512i v = load512(base(r) + record + c * 512 + 64 * p);
           const __m512i lo = _mm512_and_si512(v, low_nibbles);
-          const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low_nibbles);
+          const __m512i hi = _mm512_and_si512(v, high_nibbles);  // 16 x the high nibble
 #pragma GCC unroll 16
           for (int t = 0; t < T; ++t) {
             low[r][t] = _mm512_dpbusd_epi32(low[r][t], lo, broadcast4(yq[t] + 64 * c + 4 * p));
@@ -227,7 +227,8 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t
 #pragma GCC unroll 16
         for (int t = 0; t < T; ++t) {
           total[r][t] = _mm512_add_epi32(total[r][t], _mm512_mullo_epi32(low[r][t], sc_low));
-          total[r][t] = _mm512_add_epi32(total[r][t], _mm512_mullo_epi32(high[r][t], sc_high));
+          // The high sums are 16 x their value (nibbles kept in place), so exact >> 4.
+          total[r][t] = _mm512_add_epi32(total[r][t], _mm512_mullo_epi32(_mm512_srai_epi32(high[r][t], 4), sc_high));
         }
       }
     }
