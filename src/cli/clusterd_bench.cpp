@@ -8,6 +8,7 @@
 #include <memory>
 #include <sstream>
 
+#include "clusterd/common/target_clones.h"
 #include "clusterd/engine/model.h"
 #include "clusterd/engine/transformer.h"
 #include "clusterd_commands.h"
@@ -33,12 +34,6 @@ double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
-
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
-#define CLUSTERD_TARGET_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CLUSTERD_TARGET_CLONES
-#endif
 
 // Sum of words [begin, end), read 256 bytes at a time in the CPU's widest vectors (one
 // core read 31-35 GB/s with 8-byte loads, 38-40 with 64-byte ones, so narrow loads

@@ -8,11 +8,7 @@
 #include <cmath>
 #include <cstddef>
 
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
-#define CLUSTERD_TARGET_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CLUSTERD_TARGET_CLONES
-#endif
+#include "clusterd/common/target_clones.h"
 
 namespace clusterd {
 
