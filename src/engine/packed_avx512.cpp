@@ -23,7 +23,7 @@ CLUSTERD_AVX512 inline __m512i load512(const uint8_t* p) { return _mm512_loadu_s
 // Into L1; an address past the matrix is harmless (prefetches do not fault).
 inline void prefetch(const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
 
-// Four activation bytes in every lane (folded into VPDPBUSD's broadcast operand).
+// Four activation bytes in every lane (VPBROADCASTD, shared by the tile's groups).
 CLUSTERD_AVX512 inline __m512i broadcast4(const uint8_t* p) {
   int32_t v;
   std::memcpy(&v, p, sizeof v);
@@ -54,17 +54,16 @@ CLUSTERD_AVX512 inline void store_tile(const __m512 (&acc)[R][T], float* y, int6
   }
 }
 
-// Group r of a tile that starts at pair `pair0`: its block b's quants are at
-// base(r) + b * pair_block, its scales kQuantBytes * (2 - r % 2) + 32 * (r % 2) further.
-template <bool kQ4, int R, int T>
-CLUSTERD_AVX512 void tile(const uint8_t* pair0, size_t pair_bytes, int nb, const PackedActivations& a, int t0, float* y,
-                          int64_t n_out, int64_t row0) {
+// One pair of row groups (R = 2) by T tokens. Per block of the pair: group r's quants
+// at r * kQuantBytes, its 16 fp16 scales at 2 * kQuantBytes + 32 * r.
+template <bool kQ4, int T>
+CLUSTERD_AVX512 void tile(const uint8_t* pair, int nb, const PackedActivations& a, int t0, float* y, int64_t n_out,
+                          int64_t row0) {
+  constexpr int R = 2;
   constexpr int kQuantBytes = kQ4 ? 256 : 512;
   constexpr size_t kPairBlock = 2 * kQuantBytes + 64;
   constexpr int kOffset = kQ4 ? 8 : 128;
   const __m512i low_nibbles = _mm512_set1_epi8(0x0f);
-  auto base = [&](int r) { return pair0 + (r / 2) * pair_bytes + (r % 2) * kQuantBytes; };
-  auto scales_of = [&](int r) { return base(r) + kQuantBytes * (2 - r % 2) + 32 * (r % 2); };
   __m512 acc[R][T];
   zero_tile(acc);
   for (int b = 0; b < nb; ++b) {
@@ -80,13 +79,13 @@ CLUSTERD_AVX512 void tile(const uint8_t* pair0, size_t pair_bytes, int nb, const
 #pragma GCC unroll 16
       for (int r = 0; r < R; ++r) sum[r][t] = bias, odd[r][t] = _mm512_setzero_si512();
     }
-    const size_t block = static_cast<size_t>(b) * kPairBlock;
+    const uint8_t* block = pair + static_cast<size_t>(b) * kPairBlock;
     if constexpr (kQ4) {
 #pragma GCC unroll 4
       for (int j = 0; j < 4; ++j) {
 #pragma GCC unroll 16
         for (int r = 0; r < R; ++r) {
-          const __m512i v = load512(base(r) + block + 64 * j);
+          const __m512i v = load512(block + r * kQuantBytes + 64 * j);
           const __m512i low = _mm512_and_si512(v, low_nibbles);
           const __m512i high = _mm512_and_si512(_mm512_srli_epi16(v, 4), low_nibbles);
 #pragma GCC unroll 16
@@ -101,7 +100,7 @@ CLUSTERD_AVX512 void tile(const uint8_t* pair0, size_t pair_bytes, int nb, const
       for (int j = 0; j < 8; ++j) {
 #pragma GCC unroll 16
         for (int r = 0; r < R; ++r) {
-          const __m512i v = load512(base(r) + block + 64 * j);
+          const __m512i v = load512(block + r * kQuantBytes + 64 * j);
 #pragma GCC unroll 16
           for (int t = 0; t < T; ++t) {
             __m512i& into = j % 2 ? odd[r][t] : sum[r][t];
@@ -112,7 +111,8 @@ CLUSTERD_AVX512 void tile(const uint8_t* pair0, size_t pair_bytes, int nb, const
     }
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
-      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales_of(r) + block)));
+      const __m512 dw =
+          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2 * kQuantBytes + 32 * r)));
 #pragma GCC unroll 16
       for (int t = 0; t < T; ++t) {
         const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(a.d[(t0 + t) * nb + b]));
@@ -124,17 +124,17 @@ CLUSTERD_AVX512 void tile(const uint8_t* pair0, size_t pair_bytes, int nb, const
   store_tile<R, T>(acc, y, n_out, row0, t0);
 }
 
-using TileFn = void (*)(const uint8_t*, size_t, int, const PackedActivations&, int, float*, int64_t, int64_t);
+using TileFn = void (*)(const uint8_t*, int, const PackedActivations&, int, float*, int64_t, int64_t);
 
 constexpr int kMaxTokens = 4;  // T of the widest tile
 
-template <bool kQ4, int R>
+template <bool kQ4>
 constexpr TileFn tile_for(int tokens) {
   switch (tokens) {
-    case 1: return tile<kQ4, R, 1>;
-    case 2: return tile<kQ4, R, 2>;
-    case 3: return tile<kQ4, R, 3>;
-    default: return tile<kQ4, R, 4>;
+    case 1: return tile<kQ4, 1>;
+    case 2: return tile<kQ4, 2>;
+    case 3: return tile<kQ4, 3>;
+    default: return tile<kQ4, 4>;
   }
 }
 
@@ -147,7 +147,7 @@ void run(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivat
   for (int64_t p = begin; p < end; ++p) {
     for (int t0 = 0; t0 < n_tokens; t0 += kMaxTokens) {
       const int tokens = std::min(kMaxTokens, n_tokens - t0);
-      tile_for<kQ4, 2>(tokens)(packed + p * pair_bytes, pair_bytes, nb, a, t0, y, n_out, p * kPackedPairRows);
+      tile_for<kQ4>(tokens)(packed + p * pair_bytes, nb, a, t0, y, n_out, p * kPackedPairRows);
     }
   }
 }
