@@ -11,7 +11,9 @@ namespace clusterd {
 
 KvCache::KvCache(KvCacheOptions options) : options_(options), simd_f16_(cpu_has_avx512_vnni()) {}
 
-uint64_t KvCache::bytes_per_position() const { return 2ull * options_.n_layer * options_.kv_width * element_bytes(); }
+uint64_t KvCache::bytes_per_position() const {
+  return 2ull * options_.n_layer * options_.n_kv_heads * options_.head_dim * element_bytes();
+}
 
 uint64_t KvCache::bytes_per_sequence() const { return bytes_per_position() * options_.n_ctx; }
 
@@ -35,16 +37,22 @@ Status KvCache::reserve(int seq, int positions) {
   }
   Slot& old = it->second;
   if (positions <= old.capacity) return Status::ok();
-  // Grow to the next multiple of 256 positions, moving each layer's rows.
+  // Grow to the next multiple of 256 positions, moving each head's keys and values.
   Slot grown;
   grown.capacity = std::min(options_.n_ctx, (positions + 255) / 256 * 256);
-  const size_t layer_bytes = static_cast<size_t>(grown.capacity) * options_.kv_width * element_bytes();
-  grown.k.assign(layer_bytes * options_.n_layer, 0);
+  const int hd = options_.head_dim;
+  const size_t eb = element_bytes();
+  grown.k.assign(static_cast<size_t>(options_.n_layer) * options_.n_kv_heads * grown.capacity * hd * eb, 0);
   grown.v.assign(grown.k.size(), 0);
-  const size_t used = static_cast<size_t>(old.capacity) * options_.kv_width * element_bytes();
-  for (int l = 0; l < options_.n_layer && used > 0; ++l) {
-    std::memcpy(grown.k.data() + offset(grown, l, 0, 0), old.k.data() + offset(old, l, 0, 0), used);
-    std::memcpy(grown.v.data() + offset(grown, l, 0, 0), old.v.data() + offset(old, l, 0, 0), used);
+  for (int l = 0; l < options_.n_layer && old.capacity > 0; ++l) {
+    for (int h = 0; h < options_.n_kv_heads; ++h) {
+      const size_t from = head_start(old, l, h) * eb, to = head_start(grown, l, h) * eb;
+      std::memcpy(grown.v.data() + to, old.v.data() + from, static_cast<size_t>(old.capacity) * hd * eb);
+      for (int i = 0; i < hd; ++i) {
+        std::memcpy(grown.k.data() + to + static_cast<size_t>(i) * grown.capacity * eb,
+                    old.k.data() + from + static_cast<size_t>(i) * old.capacity * eb, old.capacity * eb);
+      }
+    }
   }
   old = std::move(grown);
   return Status::ok();
@@ -54,57 +62,44 @@ void KvCache::release(int seq) { slots_.erase(seq); }
 
 void KvCache::store(int seq, int layer, int pos, const float* k, const float* v) {
   Slot& s = slots_.at(seq);
-  const int w = options_.kv_width;
-  if (options_.type == TensorType::kF16) {
-    fp32_to_fp16_row(k, reinterpret_cast<uint16_t*>(s.k.data() + offset(s, layer, pos, 0)), w);
-    fp32_to_fp16_row(v, reinterpret_cast<uint16_t*>(s.v.data() + offset(s, layer, pos, 0)), w);
-  } else {
-    std::memcpy(s.k.data() + offset(s, layer, pos, 0), k, w * sizeof(float));
-    std::memcpy(s.v.data() + offset(s, layer, pos, 0), v, w * sizeof(float));
-  }
-}
-
-void KvCache::load(const Slot& s, const std::vector<uint8_t>& src, int layer, int n, int head_offset, int head_dim,
-                   float* out) const {
-  for (int p = 0; p < n; ++p) {
-    const uint8_t* row = src.data() + offset(s, layer, p, head_offset);
+  const int hd = options_.head_dim;
+  for (int h = 0; h < options_.n_kv_heads; ++h) {
+    const float* key = k + static_cast<size_t>(h) * hd;
+    const float* value = v + static_cast<size_t>(h) * hd;
+    const size_t start = head_start(s, layer, h);
+    const size_t row = start + static_cast<size_t>(pos) * hd;
     if (options_.type == TensorType::kF16) {
-      const auto* half = reinterpret_cast<const uint16_t*>(row);
-      float* dst = out + static_cast<size_t>(p) * head_dim;
-      if (simd_f16_) {
-        fp16_to_fp32_row_avx512(half, dst, head_dim);
-      } else {
-        fp16_to_fp32_row(half, dst, head_dim);
-      }
+      auto* keys = reinterpret_cast<uint16_t*>(s.k.data()) + start + pos;
+      for (int i = 0; i < hd; ++i) keys[static_cast<size_t>(i) * s.capacity] = fp32_to_fp16(key[i]);
+      fp32_to_fp16_row(value, reinterpret_cast<uint16_t*>(s.v.data()) + row, hd);
     } else {
-      std::memcpy(out + static_cast<size_t>(p) * head_dim, row, head_dim * sizeof(float));
+      auto* keys = reinterpret_cast<float*>(s.k.data()) + start + pos;
+      for (int i = 0; i < hd; ++i) keys[static_cast<size_t>(i) * s.capacity] = key[i];
+      std::memcpy(reinterpret_cast<float*>(s.v.data()) + row, value, hd * sizeof(float));
     }
   }
 }
 
-void KvCache::load_keys(int seq, int layer, int n, int head_offset, int head_dim, float* out) const {
-  const Slot& s = slots_.at(seq);
-  load(s, s.k, layer, n, head_offset, head_dim, out);
+void KvCache::widen(const uint8_t* src, size_t n, float* out) const {
+  if (options_.type != TensorType::kF16) {
+    std::memcpy(out, src, n * sizeof(float));
+  } else if (simd_f16_) {
+    fp16_to_fp32_row_avx512(reinterpret_cast<const uint16_t*>(src), out, static_cast<int64_t>(n));
+  } else {
+    fp16_to_fp32_row(reinterpret_cast<const uint16_t*>(src), out, static_cast<int64_t>(n));
+  }
 }
 
-void KvCache::load_values(int seq, int layer, int n, int head_offset, int head_dim, float* out) const {
+void KvCache::load_values(int seq, int layer, int head, int n, float* out) const {
   const Slot& s = slots_.at(seq);
-  load(s, s.v, layer, n, head_offset, head_dim, out);
+  widen(s.v.data() + head_start(s, layer, head) * element_bytes(), static_cast<size_t>(n) * options_.head_dim, out);
 }
 
-void KvCache::load_keys_transposed(int seq, int layer, int n, int head_offset, int head_dim, float* out) const {
+void KvCache::load_keys_transposed(int seq, int layer, int head, int n, int stride, float* out) const {
   const Slot& s = slots_.at(seq);
-  std::vector<float> key(head_dim);
-  for (int p = 0; p < n; ++p) {
-    const uint8_t* stored = s.k.data() + offset(s, layer, p, head_offset);
-    if (options_.type != TensorType::kF16) {
-      std::memcpy(key.data(), stored, head_dim * sizeof(float));
-    } else if (simd_f16_) {
-      fp16_to_fp32_row_avx512(reinterpret_cast<const uint16_t*>(stored), key.data(), head_dim);
-    } else {
-      fp16_to_fp32_row(reinterpret_cast<const uint16_t*>(stored), key.data(), head_dim);
-    }
-    for (int i = 0; i < head_dim; ++i) out[static_cast<size_t>(i) * n + p] = key[i];
+  const uint8_t* keys = s.k.data() + head_start(s, layer, head) * element_bytes();
+  for (int i = 0; i < options_.head_dim; ++i) {
+    widen(keys + static_cast<size_t>(i) * s.capacity * element_bytes(), n, out + static_cast<size_t>(i) * stride);
   }
 }
 

@@ -22,7 +22,7 @@ Transformer::Transformer(const ModelWeights& weights, Collective& collective, Tr
       collective_(collective),
       options_(options),
       pool_(options.n_threads),
-      kv_(KvCacheOptions{static_cast<int>(weights.layers.size()), weights.shard.n_kv_heads() * weights.params.head_dim,
+      kv_(KvCacheOptions{static_cast<int>(weights.layers.size()), weights.shard.n_kv_heads(), weights.params.head_dim,
                          options.n_ctx, options.max_sequences, options.kv_type}) {
   const ModelParams& p = w_.params;
   rope_inv_freq_.resize(p.n_rot / 2);
@@ -176,17 +176,17 @@ void Transformer::attention(int layer, std::span<const BatchToken> batch) {
     for (int64_t u = begin; u < end; ++u) {
       const AttentionRun& run = runs[u / n_kv_heads];
       const int kvh = static_cast<int>(u % n_kv_heads);
-      const int n = run.n;
-      s.keys.resize(static_cast<size_t>(n) * hd);
-      s.values.resize(s.keys.size());
-      s.scores.resize(n);
-      kv_.load_keys_transposed(batch[run.first].seq, layer, n, kvh * hd, hd, s.keys.data());  // (hd, n)
-      kv_.load_values(batch[run.first].seq, layer, n, kvh * hd, hd, s.values.data());
+      const int n = run.n, stride = (n + 15) / 16 * 16;  // attend_head reads keys and scores in 16s
+      s.keys.resize(static_cast<size_t>(stride) * hd);
+      s.values.resize(static_cast<size_t>(n) * hd);
+      s.scores.resize(stride);
+      kv_.load_keys_transposed(batch[run.first].seq, layer, kvh, n, stride, s.keys.data());  // (hd, stride)
+      kv_.load_values(batch[run.first].seq, layer, kvh, n, s.values.data());
       for (int t = run.first; t < run.end; ++t) {
         for (int g = 0; g < gqa; ++g) {
           const int h = kvh * gqa + g;
-          attend_head(&q_[static_cast<size_t>(t) * nq + h * hd], s.keys.data(), n, s.values.data(), batch[t].pos + 1,
-                      hd, scale, s.scores.data(), &att_[static_cast<size_t>(t) * nq + h * hd]);
+          attend_head(&q_[static_cast<size_t>(t) * nq + h * hd], s.keys.data(), stride, s.values.data(),
+                      batch[t].pos + 1, hd, scale, s.scores.data(), &att_[static_cast<size_t>(t) * nq + h * hd]);
         }
       }
     }

@@ -13,9 +13,10 @@
 namespace clusterd {
 
 struct KvCacheOptions {
-  int n_layer = 0;    // layers held here
-  int kv_width = 0;   // KV heads here * head_dim
-  int n_ctx = 2048;   // positions per sequence
+  int n_layer = 0;     // layers held here
+  int n_kv_heads = 0;  // KV heads held here
+  int head_dim = 0;
+  int n_ctx = 2048;  // positions per sequence
   int max_sequences = 16;
   TensorType type = TensorType::kF16;  // kF16 or kF32
 };
@@ -38,27 +39,33 @@ class KvCache {
   void release(int seq);
   bool has(int seq) const { return slots_.count(seq) > 0; }
 
-  // Writes one position's key and value (kv_width floats each) of `layer`.
+  // Writes one position's key and value (n_kv_heads * head_dim floats each, head by
+  // head) of `layer`.
   void store(int seq, int layer, int pos, const float* k, const float* v);
-  // Reads keys / values of positions [0, n) of one KV head into `out` as f32,
-  // row-major [n][head_dim]; `head_offset` = head * head_dim.
-  void load_keys(int seq, int layer, int n, int head_offset, int head_dim, float* out) const;
-  void load_values(int seq, int layer, int n, int head_offset, int head_dim, float* out) const;
-  // As load_keys, transposed: out[i * n + p] is element i of position p's key, so that
-  // scores for many positions come out of one pass over the query.
-  void load_keys_transposed(int seq, int layer, int n, int head_offset, int head_dim, float* out) const;
+  // Reads the values of positions [0, n) of KV head `head` into `out` as f32,
+  // row-major [n][head_dim].
+  void load_values(int seq, int layer, int head, int n, float* out) const;
+  // Reads the keys the same way, transposed: out[i * stride + p] (stride >= n) is
+  // element i of position p's key, so that scores for many positions come out of one
+  // pass over the query.
+  void load_keys_transposed(int seq, int layer, int head, int n, int stride, float* out) const;
 
  private:
+  // What attention reads of one head is contiguous: values position by position, keys
+  // element by element (each element's run over the positions), so that a load is one
+  // sequential widening instead of a strided gather (and keys need no transposing).
   struct Slot {
-    int capacity = 0;           // positions allocated
-    std::vector<uint8_t> k, v;  // [layer][capacity][kv_width] in `type`
+    int capacity = 0;  // positions allocated
+    // keys: [layer][head][head_dim][capacity], values: [layer][head][capacity][head_dim]
+    std::vector<uint8_t> k, v;
   };
   size_t element_bytes() const { return options_.type == TensorType::kF16 ? 2 : 4; }
-  size_t offset(const Slot& s, int layer, int pos, int col) const {
-    return ((static_cast<size_t>(layer) * s.capacity + pos) * options_.kv_width + col) * element_bytes();
+  // Start of one head's keys or values in a slot, in elements.
+  size_t head_start(const Slot& s, int layer, int head) const {
+    return (static_cast<size_t>(layer) * options_.n_kv_heads + head) * s.capacity * options_.head_dim;
   }
-  void load(const Slot& s, const std::vector<uint8_t>& src, int layer, int n, int head_offset, int head_dim,
-            float* out) const;
+  // `n` elements from `src` (in `type`) to f32.
+  void widen(const uint8_t* src, size_t n, float* out) const;
 
   KvCacheOptions options_;
   bool simd_f16_;  // widen f16 rows with AVX-512 (the same floats, faster)
