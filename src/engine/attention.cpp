@@ -30,7 +30,7 @@ typedef int32_t Ints __attribute__((vector_size(kLanes * sizeof(int32_t))));
   return v;
 }
 
-[[gnu::always_inline]] inline void store(float* p, Floats v) { std::memcpy(p, &v, sizeof v); }
+[[gnu::always_inline]] inline void store(float* p, const Floats& v) { std::memcpy(p, &v, sizeof v); }
 
 [[gnu::always_inline]] inline Floats splat(float x) { return Floats{} + x; }
 
@@ -38,8 +38,8 @@ typedef int32_t Ints __attribute__((vector_size(kLanes * sizeof(int32_t))));
 // weight of 1 in the same sum notices): x = k ln2 + r with |r| <= ln2 / 2 (ln2 in two
 // parts, so that k ln2 is exact enough), e^r by its Taylor series to r^7, and 2^k put
 // into the exponent bits.
-[[gnu::always_inline]] inline Floats exp_nonpositive(Floats x) {
-  x = x < splat(-87.3f) ? splat(-87.3f) : x;
+[[gnu::always_inline]] inline Floats exp_nonpositive(const Floats& in) {
+  const Floats x = in < splat(-87.3f) ? splat(-87.3f) : in;
   const Floats k = (x * 1.44269504f + 12582912.0f) - 12582912.0f;  // round to nearest
   const Floats r = (x - k * 0.693145752f) - k * 1.42860677e-6f;
   Floats p = splat(1.0f / 5040);
@@ -56,7 +56,7 @@ typedef int32_t Ints __attribute__((vector_size(kLanes * sizeof(int32_t))));
   return p * scale;
 }
 
-[[gnu::always_inline]] inline float sum_lanes(Floats v) {
+[[gnu::always_inline]] inline float sum_lanes(const Floats& v) {
   float total = 0;
   for (int l = 0; l < kLanes; ++l) total += v[l];
   return total;
