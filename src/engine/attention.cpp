@@ -6,6 +6,7 @@
 // multiply-add; summing into memory took three).
 #include "clusterd/engine/attention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -62,78 +63,109 @@ typedef int32_t Ints __attribute__((vector_size(kLanes * sizeof(int32_t))));
   return total;
 }
 
-}  // namespace
-
-CLUSTERD_TARGET_CLONES void attend_head(const float* q, const float* keys, int stride, const float* values, int n,
-                                        int hd, float scale, float* scores, float* out) {
-  const int padded = (n + kLanes - 1) / kLanes * kLanes;
-  // Scores, 64 then 16 positions at a time; a block may run past n into the padding,
-  // whose scores are then set to -inf.
-  int j = 0;
-  for (; j + 4 * kLanes <= padded; j += 4 * kLanes) {
-    Floats s0{}, s1{}, s2{}, s3{};
-    for (int i = 0; i < hd; ++i) {
-      const float* k = keys + static_cast<size_t>(i) * stride + j;
-      const Floats qi = splat(q[i]);
-      s0 += qi * load(k);
-      s1 += qi * load(k + kLanes);
-      s2 += qi * load(k + 2 * kLanes);
-      s3 += qi * load(k + 3 * kLanes);
+// Scores of positions [j, j + B * 16) for G heads: each key vector loaded once serves
+// every head (the heads of a GQA group share their keys).
+template <int G, int B>
+[[gnu::always_inline]] inline void score_block(const float* q, int hd, const float* keys, int stride, int j,
+                                               float scale, float* scores) {
+  Floats s[G][B] = {};
+  for (int i = 0; i < hd; ++i) {
+    const float* k = keys + static_cast<size_t>(i) * stride + j;
+#pragma GCC unroll 4
+    for (int b = 0; b < B; ++b) {
+      const Floats key = load(k + b * kLanes);
+#pragma GCC unroll 4
+      for (int g = 0; g < G; ++g) s[g][b] += splat(q[g * hd + i]) * key;
     }
-    store(scores + j, s0 * scale);
-    store(scores + j + kLanes, s1 * scale);
-    store(scores + j + 2 * kLanes, s2 * scale);
-    store(scores + j + 3 * kLanes, s3 * scale);
   }
-  for (; j < padded; j += kLanes) {
-    Floats s{};
-    for (int i = 0; i < hd; ++i) s += splat(q[i]) * load(keys + static_cast<size_t>(i) * stride + j);
-    store(scores + j, s * scale);
+#pragma GCC unroll 4
+  for (int g = 0; g < G; ++g) {
+#pragma GCC unroll 4
+    for (int b = 0; b < B; ++b) store(scores + static_cast<size_t>(g) * stride + j + b * kLanes, s[g][b] * scale);
   }
-  for (j = n; j < padded; ++j) scores[j] = -INFINITY;
+}
 
-  // Softmax weights.
+// Output elements [c, c + B * 16) for G heads: the weighted sum of the values over
+// positions [0, n), each value vector loaded once for every head.
+template <int G, int B>
+[[gnu::always_inline]] inline void value_block(const float* weights, int stride, const float* values, int n, int hd,
+                                               int c, const float* inv_sum, float* out) {
+  Floats o[G][B] = {};
+  for (int j = 0; j < n; ++j) {
+    const float* v = values + static_cast<size_t>(j) * hd + c;
+#pragma GCC unroll 4
+    for (int b = 0; b < B; ++b) {
+      const Floats value = load(v + b * kLanes);
+#pragma GCC unroll 4
+      for (int g = 0; g < G; ++g) o[g][b] += splat(weights[static_cast<size_t>(g) * stride + j]) * value;
+    }
+  }
+#pragma GCC unroll 4
+  for (int g = 0; g < G; ++g) {
+#pragma GCC unroll 4
+    for (int b = 0; b < B; ++b) store(out + g * hd + c + b * kLanes, o[g][b] * inv_sum[g]);
+  }
+}
+
+// Turns one head's scores [0, padded) into unnormalized softmax weights (padding
+// first set to -inf, so its weights are 0) and returns 1 / their sum.
+[[gnu::always_inline]] inline float softmax_weights(float* scores, int n, int padded) {
+  for (int j = n; j < padded; ++j) scores[j] = -INFINITY;
   Floats top = splat(-INFINITY);
-  for (j = 0; j < padded; j += kLanes) {
+  for (int j = 0; j < padded; j += kLanes) {
     const Floats s = load(scores + j);
     top = s > top ? s : top;
   }
   float max_score = top[0];
   for (int l = 1; l < kLanes; ++l) max_score = std::fmax(max_score, top[l]);
   Floats sums{};
-  for (j = 0; j < padded; j += kLanes) {
+  for (int j = 0; j < padded; j += kLanes) {
     const Floats e = exp_nonpositive(load(scores + j) - max_score);
     sums += e;
     store(scores + j, e);
   }
-  const float inv_sum = 1.0f / sum_lanes(sums);
+  return 1.0f / sum_lanes(sums);
+}
 
-  // The weighted sum of the values, 64 elements of the output at a time.
+template <int G>
+[[gnu::always_inline]] inline void attend_group(const float* q, int hd, const float* keys, int stride,
+                                                const float* values, int n, float scale, float* scores, float* out) {
+  const int padded = (n + kLanes - 1) / kLanes * kLanes;
+  // 64 then 16 positions at a time; a block may run past n into the padding.
+  int j = 0;
+  for (; j + 4 * kLanes <= padded; j += 4 * kLanes) score_block<G, 4>(q, hd, keys, stride, j, scale, scores);
+  for (; j < padded; j += kLanes) score_block<G, 1>(q, hd, keys, stride, j, scale, scores);
+  float inv_sum[G];
+  for (int g = 0; g < G; ++g) inv_sum[g] = softmax_weights(scores + static_cast<size_t>(g) * stride, n, padded);
   int c = 0;
-  for (; c + 4 * kLanes <= hd; c += 4 * kLanes) {
-    Floats o0{}, o1{}, o2{}, o3{};
-    for (j = 0; j < n; ++j) {
-      const float* v = values + static_cast<size_t>(j) * hd + c;
-      const Floats w = splat(scores[j]);
-      o0 += w * load(v);
-      o1 += w * load(v + kLanes);
-      o2 += w * load(v + 2 * kLanes);
-      o3 += w * load(v + 3 * kLanes);
+  for (; c + 4 * kLanes <= hd; c += 4 * kLanes) value_block<G, 4>(scores, stride, values, n, hd, c, inv_sum, out);
+  for (; c + kLanes <= hd; c += kLanes) value_block<G, 1>(scores, stride, values, n, hd, c, inv_sum, out);
+  for (; c < hd; ++c) {  // head sizes that are not a multiple of 16
+    for (int g = 0; g < G; ++g) {
+      float o = 0;
+      for (j = 0; j < n; ++j)
+        o += scores[static_cast<size_t>(g) * stride + j] * values[static_cast<size_t>(j) * hd + c];
+      out[g * hd + c] = o * inv_sum[g];
     }
-    store(out + c, o0 * inv_sum);
-    store(out + c + kLanes, o1 * inv_sum);
-    store(out + c + 2 * kLanes, o2 * inv_sum);
-    store(out + c + 3 * kLanes, o3 * inv_sum);
   }
-  for (; c + kLanes <= hd; c += kLanes) {
-    Floats o{};
-    for (j = 0; j < n; ++j) o += splat(scores[j]) * load(values + static_cast<size_t>(j) * hd + c);
-    store(out + c, o * inv_sum);
-  }
-  for (; c < hd; ++c) {
-    float o = 0;
-    for (j = 0; j < n; ++j) o += scores[j] * values[static_cast<size_t>(j) * hd + c];
-    out[c] = o * inv_sum;
+}
+
+}  // namespace
+
+CLUSTERD_TARGET_CLONES void attend_heads(const float* q, int n_heads, int hd, const float* keys, int stride,
+                                         const float* values, int n, float scale, float* scores, float* out) {
+  // Up to four heads per pass over the keys and values (4 heads x 4 vectors of sums
+  // fill 16 registers; AVX-512 has 32).
+  for (int h = 0; h < n_heads; h += 4) {
+    const float* hq = q + static_cast<size_t>(h) * hd;
+    float* hs = scores + static_cast<size_t>(h) * stride;
+    float* ho = out + static_cast<size_t>(h) * hd;
+    switch (std::min(4, n_heads - h)) {
+      case 4: attend_group<4>(hq, hd, keys, stride, values, n, scale, hs, ho); break;
+      case 3: attend_group<3>(hq, hd, keys, stride, values, n, scale, hs, ho); break;
+      case 2: attend_group<2>(hq, hd, keys, stride, values, n, scale, hs, ho); break;
+      default: attend_group<1>(hq, hd, keys, stride, values, n, scale, hs, ho); break;
+    }
   }
 }
 

@@ -176,18 +176,16 @@ void Transformer::attention(int layer, std::span<const BatchToken> batch) {
     for (int64_t u = begin; u < end; ++u) {
       const AttentionRun& run = runs[u / n_kv_heads];
       const int kvh = static_cast<int>(u % n_kv_heads);
-      const int n = run.n, stride = (n + 15) / 16 * 16;  // attend_head reads keys and scores in 16s
+      const int n = run.n, stride = (n + 15) / 16 * 16;  // attend_heads reads keys and scores in 16s
       s.keys.resize(static_cast<size_t>(stride) * hd);
       s.values.resize(static_cast<size_t>(n) * hd);
-      s.scores.resize(stride);
+      s.scores.resize(static_cast<size_t>(gqa) * stride);
       kv_.load_keys_transposed(batch[run.first].seq, layer, kvh, n, stride, s.keys.data());  // (hd, stride)
       kv_.load_values(batch[run.first].seq, layer, kvh, n, s.values.data());
       for (int t = run.first; t < run.end; ++t) {
-        for (int g = 0; g < gqa; ++g) {
-          const int h = kvh * gqa + g;
-          attend_head(&q_[static_cast<size_t>(t) * nq + h * hd], s.keys.data(), stride, s.values.data(),
-                      batch[t].pos + 1, hd, scale, s.scores.data(), &att_[static_cast<size_t>(t) * nq + h * hd]);
-        }
+        const size_t heads = static_cast<size_t>(t) * nq + static_cast<size_t>(kvh) * gqa * hd;  // the group's
+        attend_heads(&q_[heads], gqa, hd, s.keys.data(), stride, s.values.data(), batch[t].pos + 1, scale,
+                     s.scores.data(), &att_[heads]);
       }
     }
   });
