@@ -85,7 +85,10 @@ CLUSTERD_AVX512 void fp16_to_fp32_row_avx512(const uint16_t* src, float* dst, in
   for (; i + 16 <= n; i += 16) {
     _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i))));
   }
-  for (; i < n; ++i) dst[i] = fp16_to_fp32(src[i]);
+  if (i < n) {  // the tail under a mask (a scalar tail cost more than the rest in short rows)
+    const __mmask16 mask = static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(dst + i, mask, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, src + i)));
+  }
 }
 
 }  // namespace clusterd

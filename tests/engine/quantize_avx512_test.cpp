@@ -70,11 +70,25 @@ TEST(QuantizeAvx512, Fp16WideningMatchesReferenceForEveryNonNaNHalf) {
     const bool nan = (h & 0x7c00u) == 0x7c00u && (h & 0x3ffu) != 0;
     if (!nan) halves.push_back(static_cast<uint16_t>(h));
   }
-  halves.push_back(0x3c00);  // a length that leaves a scalar tail
+  halves.push_back(0x3c00);  // a length that leaves a masked tail
   std::vector<float> ref(halves.size()), simd(halves.size());
   fp16_to_fp32_row(halves.data(), ref.data(), static_cast<int64_t>(halves.size()));
   fp16_to_fp32_row_avx512(halves.data(), simd.data(), static_cast<int64_t>(halves.size()));
   EXPECT_EQ(0, std::memcmp(ref.data(), simd.data(), ref.size() * sizeof(float)));
+}
+
+// Every tail length widens exactly n halves and writes nothing past them.
+TEST(QuantizeAvx512, Fp16WideningWritesExactlyNFloats) {
+  if (!cpu_has_avx512_vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  std::vector<uint16_t> halves(40);
+  for (size_t i = 0; i < halves.size(); ++i) halves[i] = fp32_to_fp16(static_cast<float>(i) + 0.5f);
+  for (int64_t n = 0; n <= 33; ++n) {
+    std::vector<float> out(40, -7.0f);
+    fp16_to_fp32_row_avx512(halves.data(), out.data(), n);
+    for (int64_t i = 0; i < 40; ++i) {
+      ASSERT_EQ(out[i], i < n ? static_cast<float>(i) + 0.5f : -7.0f) << "n " << n << " element " << i;
+    }
+  }
 }
 
 // The VBMI q4_0 kernel gathers its loads differently; every row length (full quads,
