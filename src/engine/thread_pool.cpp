@@ -11,14 +11,14 @@ namespace clusterd {
 
 namespace {
 
-void range_of(int index, int n_threads, int64_t n, int64_t grain, int64_t& begin, int64_t& end) {
-  int64_t chunks = (n + grain - 1) / grain;
-  int64_t per = chunks / n_threads, extra = chunks % n_threads;
-  int64_t first = index * per + std::min<int64_t>(index, extra);
-  int64_t count = per + (index < extra ? 1 : 0);
-  begin = std::min(n, first * grain);
-  end = std::min(n, (first + count) * grain);
+// Thread `index`'s share of `chunks`: the first (chunks % n_threads) threads get one more.
+void range_of(int index, int n_threads, int64_t chunks, int64_t& begin, int64_t& end) {
+  const int64_t per = chunks / n_threads, extra = chunks % n_threads;
+  begin = index * per + std::min<int64_t>(index, extra);
+  end = begin + per + (index < extra ? 1 : 0);
 }
+
+uint64_t pack(uint64_t front, uint64_t back) { return front << 32 | back; }
 
 void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -42,7 +42,7 @@ bool spin_until(const Done& done) {
 
 }  // namespace
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
+ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)), ranges_(n_threads_) {
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
 }
 
@@ -70,9 +70,7 @@ void ThreadPool::worker(int index) {
       n = job_n_;
       grain = job_grain_;
     }
-    int64_t begin, end;
-    range_of(index, n_threads_, n, grain, begin, end);
-    if (begin < end) (*job)(index, begin, end);
+    run_ranges(index, *job, n, grain);
     if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       std::lock_guard lock(mu_);
       done_cv_.notify_one();
@@ -80,9 +78,37 @@ void ThreadPool::worker(int index) {
   }
 }
 
+// Own range from the front, a few chunks per claim (a sixteenth of what is left, so
+// that claims stay cheap while the range is long and fine near its end); then single
+// chunks from the back of every other range, until all are empty.
+void ThreadPool::run_ranges(int index, const std::function<void(int, int64_t, int64_t)>& fn, int64_t n, int64_t grain) {
+  std::atomic<uint64_t>& own = ranges_[index].bounds;
+  for (uint64_t b = own.load(std::memory_order_acquire);;) {
+    const uint64_t front = b >> 32, back = b & 0xffffffffu;
+    if (front >= back) break;
+    const uint64_t take = std::max<uint64_t>(1, (back - front) / 16);
+    if (own.compare_exchange_weak(b, pack(front + take, back), std::memory_order_acq_rel)) {
+      fn(index, static_cast<int64_t>(front) * grain, std::min<int64_t>(n, static_cast<int64_t>(front + take) * grain));
+      b = own.load(std::memory_order_acquire);
+    }
+  }
+  for (int k = 1; k < n_threads_; ++k) {
+    std::atomic<uint64_t>& other = ranges_[(index + k) % n_threads_].bounds;
+    for (uint64_t b = other.load(std::memory_order_acquire);;) {
+      const uint64_t front = b >> 32, back = b & 0xffffffffu;
+      if (front >= back) break;
+      if (other.compare_exchange_weak(b, pack(front, back - 1), std::memory_order_acq_rel)) {
+        fn(index, static_cast<int64_t>(back - 1) * grain, std::min<int64_t>(n, static_cast<int64_t>(back) * grain));
+        b = other.load(std::memory_order_acquire);
+      }
+    }
+  }
+}
+
 void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int, int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
+  while ((n + grain - 1) / grain > 0xffffffff) grain *= 2;  // chunk counts fit a range's 32 bits
   if (n_threads_ == 1 || n <= grain) {
     fn(0, 0, n);
     return;
@@ -92,13 +118,17 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
     job_ = &fn;
     job_n_ = n;
     job_grain_ = grain;
+    const int64_t chunks = (n + grain - 1) / grain;
+    for (int i = 0; i < n_threads_; ++i) {
+      int64_t begin, end;
+      range_of(i, n_threads_, chunks, begin, end);
+      ranges_[i].bounds.store(pack(begin, end), std::memory_order_relaxed);
+    }
     pending_.store(n_threads_ - 1, std::memory_order_relaxed);
     generation_.fetch_add(1, std::memory_order_release);
   }
   start_cv_.notify_all();
-  int64_t begin, end;
-  range_of(0, n_threads_, n, grain, begin, end);
-  if (begin < end) fn(0, begin, end);
+  run_ranges(0, fn, n, grain);
   if (spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; })) return;
   std::unique_lock lock(mu_);
   done_cv_.wait(lock, [&] { return pending_.load(std::memory_order_acquire) == 0; });
