@@ -9,59 +9,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
-#include <cstdint>
-#include <cstring>
 
 #include "clusterd/common/target_clones.h"
-
-// The helpers below take and return vectors by value; they are inlined into each
-// clone, so no call ever crosses the baseline ABI that GCC warns about.
-#pragma GCC diagnostic ignored "-Wpsabi"
+#include "vector_math.h"
 
 namespace clusterd {
 namespace {
 
-constexpr int kLanes = 16;
-typedef float Floats __attribute__((vector_size(kLanes * sizeof(float))));
-typedef int32_t Ints __attribute__((vector_size(kLanes * sizeof(int32_t))));
-
-[[gnu::always_inline]] inline Floats load(const float* p) {
-  Floats v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-[[gnu::always_inline]] inline void store(float* p, const Floats& v) { std::memcpy(p, &v, sizeof v); }
-
-[[gnu::always_inline]] inline Floats splat(float x) { return Floats{} + x; }
-
-// e^x for x <= 0, within about 2 ulp (inputs below -87.3 give e^-87.3, which no softmax
-// weight of 1 in the same sum notices): x = k ln2 + r with |r| <= ln2 / 2 (ln2 in two
-// parts, so that k ln2 is exact enough), e^r by its Taylor series to r^7, and 2^k put
-// into the exponent bits.
-[[gnu::always_inline]] inline Floats exp_nonpositive(const Floats& in) {
-  const Floats x = in < splat(-87.3f) ? splat(-87.3f) : in;
-  const Floats k = (x * 1.44269504f + 12582912.0f) - 12582912.0f;  // round to nearest
-  const Floats r = (x - k * 0.693145752f) - k * 1.42860677e-6f;
-  Floats p = splat(1.0f / 5040);
-  p = p * r + 1.0f / 720;
-  p = p * r + 1.0f / 120;
-  p = p * r + 1.0f / 24;
-  p = p * r + 1.0f / 6;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  const Ints bits = (__builtin_convertvector(k, Ints) + 127) << 23;
-  Floats scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
-}
-
-[[gnu::always_inline]] inline float sum_lanes(const Floats& v) {
-  float total = 0;
-  for (int l = 0; l < kLanes; ++l) total += v[l];
-  return total;
-}
+using namespace vector_math;
 
 // Scores of positions [j, j + B * 16) for G heads: each key vector loaded once serves
 // every head (the heads of a GQA group share their keys).
@@ -120,7 +75,7 @@ template <int G, int B>
   for (int l = 1; l < kLanes; ++l) max_score = std::fmax(max_score, top[l]);
   Floats sums{};
   for (int j = 0; j < padded; j += kLanes) {
-    const Floats e = exp_nonpositive(load(scores + j) - max_score);
+    const Floats e = exp_floats(load(scores + j) - max_score);
     sums += e;
     store(scores + j, e);
   }

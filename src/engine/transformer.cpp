@@ -3,19 +3,11 @@
 #include <algorithm>
 #include <cmath>
 
+#include "clusterd/engine/activations.h"
 #include "clusterd/engine/attention.h"
 #include "clusterd/engine/quant.h"
 
 namespace clusterd {
-
-void rms_norm(const float* x, const float* weight, float* out, int n, float eps) {
-  double ss = 0;
-  for (int i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
-  const float scale = 1.0f / std::sqrt(static_cast<float>(ss / n) + eps);
-  for (int i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
-}
-
-static float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
 Transformer::Transformer(const ModelWeights& weights, Collective& collective, TransformerOptions options)
     : w_(weights),
@@ -32,15 +24,30 @@ Transformer::Transformer(const ModelWeights& weights, Collective& collective, Tr
   }
 }
 
-// Rotates the first n_rot dimensions of each head of x (n_heads * head_dim) by pos.
-void Transformer::rope(float* x, int n_heads, int pos) const {
+// The rotation of each of the n_rot / 2 pairs at each token's position (cos, sin),
+// computed once per batch for all layers and heads.
+void Transformer::rope_angles(std::span<const BatchToken> batch) {
+  const int half = w_.params.n_rot / 2;
+  rope_cs_.resize(batch.size() * half * 2);
+  for (size_t t = 0; t < batch.size(); ++t) {
+    for (int i = 0; i < half; ++i) {
+      const float theta = batch[t].pos * rope_inv_freq_[i];
+      rope_cs_[(t * half + i) * 2] = std::cos(theta);
+      rope_cs_[(t * half + i) * 2 + 1] = std::sin(theta);
+    }
+  }
+}
+
+// Rotates the first n_rot dimensions of each head of x (n_heads * head_dim) by token
+// t's angles.
+void Transformer::rope(float* x, int n_heads, int t) const {
   const ModelParams& p = w_.params;
   const int half = p.n_rot / 2;
+  const float* cs = &rope_cs_[static_cast<size_t>(t) * half * 2];
   for (int h = 0; h < n_heads; ++h) {
     float* head = x + static_cast<size_t>(h) * p.head_dim;
     for (int i = 0; i < half; ++i) {
-      const float theta = pos * rope_inv_freq_[i];
-      const float c = std::cos(theta), s = std::sin(theta);
+      const float c = cs[2 * i], s = cs[2 * i + 1];
       // Normal style pairs neighbours; NeoX pairs the two halves.
       float* a = p.rope_style == RopeStyle::kNormal ? &head[2 * i] : &head[i];
       float* b = p.rope_style == RopeStyle::kNormal ? &head[2 * i + 1] : &head[i + half];
@@ -77,6 +84,7 @@ Status Transformer::forward(std::span<const BatchToken> batch, std::vector<float
   v_.resize(k_.size());
   gate_.resize(static_cast<size_t>(T) * nff);
   up_.resize(gate_.size());
+  rope_angles(batch);
 
   // x = token_embd[token], or the previous pipeline stage's output   (T, n_embd)
   if (sh.embeds) {
@@ -108,8 +116,8 @@ Status Transformer::forward(std::span<const BatchToken> batch, std::vector<float
         for (int h = 0; h < nq / hd; ++h) rms_norm(q + h * hd, L.q_norm.data(), q + h * hd, hd, p.rms_eps);
         for (int h = 0; h < nkv / hd; ++h) rms_norm(k + h * hd, L.k_norm.data(), k + h * hd, hd, p.rms_eps);
       }
-      rope(q, nq / hd, batch[t].pos);
-      rope(k, nkv / hd, batch[t].pos);
+      rope(q, nq / hd, t);
+      rope(k, nkv / hd, t);
       kv_.store(batch[t].seq, l, batch[t].pos, k, &v_[static_cast<size_t>(t) * nkv]);
     }
     attention(l, batch);                                                     // (T, nq)
@@ -121,7 +129,7 @@ Status Transformer::forward(std::span<const BatchToken> batch, std::vector<float
     for (int t = 0; t < T; ++t) rms_norm(&x_[t * E], L.ffn_norm.data(), &xb_[t * E], E, p.rms_eps);
     const MatmulOutput gate_up[] = {{&L.w_gate, gate_.data()}, {&L.w_up, up_.data()}};
     matmul(gate_up, xb_.data(), T, pool_, scratch_);  // gate and up (T, nff)
-    for (size_t i = 0; i < gate_.size(); ++i) gate_[i] = silu(gate_[i]) * up_[i];
+    for (int t = 0; t < T; ++t) silu_mul(&gate_[static_cast<size_t>(t) * nff], &up_[static_cast<size_t>(t) * nff], nff);
     matmul(L.w_down, gate_.data(), T, proj_.data(), pool_, scratch_);        // (T, n_embd), partial
     if (Status s = collective_.all_reduce_sum(proj_); !s.is_ok()) return s;  // TP point 2
     for (size_t i = 0; i < x_.size(); ++i) x_[i] += proj_[i];

@@ -49,7 +49,8 @@ class Transformer {
 
  private:
   void attention(int layer, std::span<const BatchToken> batch);
-  void rope(float* x, int n_heads, int pos) const;
+  void rope_angles(std::span<const BatchToken> batch);
+  void rope(float* x, int n_heads, int t) const;
 
   const ModelWeights& w_;
   Collective& collective_;
@@ -58,6 +59,7 @@ class Transformer {
   KvCache kv_;
   MatmulScratch scratch_;
   std::vector<float> rope_inv_freq_;  // (n_rot / 2)
+  std::vector<float> rope_cs_;        // (tokens, n_rot / 2, 2): cos and sin per pair
   // Activations, reused between calls: [tokens][width].
   std::vector<float> x_, xb_, q_, k_, v_, att_, proj_, gate_, up_;
   // Per pool thread: one sequence's keys (transposed) and values for one KV head, and
@@ -73,8 +75,5 @@ class Transformer {
   };
   std::vector<AttentionRun> attention_runs_;
 };
-
-// out = x / rms(x) * weight, for one row of n elements.
-void rms_norm(const float* x, const float* weight, float* out, int n, float eps);
 
 }  // namespace clusterd
