@@ -36,58 +36,88 @@ size_t q4_K_record_at(int nsb, int64_t g, int sb) {
   return (g / 2) * packed_pair_bytes(TensorType::kQ4_K, int64_t{nsb} * kQK_K) + (2 * sb + g % 2) * kQ4KSuperblock;
 }
 
-void pack_q4_K(const WeightMatrix& w, uint8_t* out) {
+// fn(g, r, sb, block) for every superblock of every row of `w` (row r of group g).
+template <typename Block, typename Fn>
+void for_each_superblock(const WeightMatrix& w, Fn fn) {
   const int nsb = static_cast<int>(w.n_in / kQK_K);
   const int64_t groups = (w.n_out + kPackedRows - 1) / kPackedRows;
   for (int64_t g = 0; g < groups; ++g) {
     for (int r = 0; r < kPackedRows && g * kPackedRows + r < w.n_out; ++r) {
-      const auto* row = reinterpret_cast<const block_q4_K*>(w.data + (g * kPackedRows + r) * w.row_stride);
-      for (int sb = 0; sb < nsb; ++sb) {
-        uint8_t* record = out + q4_K_record_at(nsb, g, sb);
-        const block_q4_K& block = row[sb];
-        for (int c = 0; c < 4; ++c) {
-          for (int p = 0; p < 8; ++p)
-            std::memcpy(record + kQ4KQuants + c * 512 + p * 64 + r * 4, block.qs + 32 * c + 4 * p, 4);
-        }
-        for (int sub = 0; sub < 8; ++sub) {
-          int sc, m;
-          k_quant_scale_min(sub, block.scales, &sc, &m);
-          record[kQ4KScales + sub * kPackedRows + r] = static_cast<uint8_t>(sc);
-          record[kQ4KMins + (sub / 2) * 32 + r * 2 + sub % 2] = static_cast<uint8_t>(m);
-        }
-        std::memcpy(record + kQ4KD + r * 2, &block.d, 2);
-        std::memcpy(record + kQ4KDmin + r * 2, &block.dmin, 2);
-      }
+      const auto* row = reinterpret_cast<const Block*>(w.data + (g * kPackedRows + r) * w.row_stride);
+      for (int sb = 0; sb < nsb; ++sb) fn(g, r, sb, row[sb]);
     }
   }
 }
 
-void reference_q4_K(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a, int n_tokens,
-                    float* y, int64_t pair_begin, int64_t pair_end) {
+void pack_q4_K(const WeightMatrix& w, uint8_t* out) {
+  const int nsb = static_cast<int>(w.n_in / kQK_K);
+  for_each_superblock<block_q4_K>(w, [&](int64_t g, int r, int sb, const block_q4_K& block) {
+    uint8_t* record = out + q4_K_record_at(nsb, g, sb);
+    for (int c = 0; c < 4; ++c) {
+      for (int p = 0; p < 8; ++p)
+        std::memcpy(record + kQ4KQuants + c * 512 + p * 64 + r * 4, block.qs + 32 * c + 4 * p, 4);
+    }
+    for (int sub = 0; sub < 8; ++sub) {
+      int sc, m;
+      k_quant_scale_min(sub, block.scales, &sc, &m);
+      record[kQ4KScales + sub * kPackedRows + r] = static_cast<uint8_t>(sc);
+      record[kQ4KMins + (sub / 2) * 32 + r * 2 + sub % 2] = static_cast<uint8_t>(m);
+    }
+    std::memcpy(record + kQ4KD + r * 2, &block.d, 2);
+    std::memcpy(record + kQ4KDmin + r * 2, &block.dmin, 2);
+  });
+}
+
+// A q6_K pair record (packed.h): both groups' scales, both groups' d, then per
+// sub-block group 0's three vectors and group 1's.
+constexpr size_t kQ6KScales = 0, kQ6KD = 512, kQ6KQuants = 576, kQ6KSubBlock = 192;
+constexpr size_t kQ6KPairRecord = 6720;
+
+size_t q6_K_record_at(int nsb, int64_t g, int sb) {
+  return (g / 2) * packed_pair_bytes(TensorType::kQ6_K, int64_t{nsb} * kQK_K) + sb * kQ6KPairRecord;
+}
+
+// Where element i (0-15) of sub-block s of row r of group g (g % 2 of its pair) sits:
+// its low nibble's byte and shift, and its high bits' byte and shift.
+struct Q6KPlace {
+  size_t low, high;
+  int low_shift, high_shift;
+};
+Q6KPlace q6_K_place(int64_t g, int s, int r, int i) {
+  const size_t sub = kQ6KQuants + (2 * s + g % 2) * kQ6KSubBlock;
+  const int quarter = i / 4;  // vectors: low nibbles of quarters 0, 1 | of 2, 3 | high bits of all four
+  return {sub + (quarter / 2) * 64 + r * 4 + i % 4, sub + 128 + r * 4 + i % 4, 4 * (quarter % 2), 2 * quarter};
+}
+
+void pack_q6_K(const WeightMatrix& w, uint8_t* out) {
+  const int nsb = static_cast<int>(w.n_in / kQK_K);
+  for_each_superblock<block_q6_K>(w, [&](int64_t g, int r, int sb, const block_q6_K& block) {
+    uint8_t* record = out + q6_K_record_at(nsb, g, sb);
+    for (int s = 0; s < 16; ++s) {
+      record[kQ6KScales + (g % 2) * 256 + s * kPackedRows + r] = static_cast<uint8_t>(block.scales[s]);
+      for (int i = 0; i < 16; ++i) {
+        const int q = q6_K_quant_at(block, 16 * s + i);
+        const Q6KPlace at = q6_K_place(g, s, r, i);
+        record[at.low] |= static_cast<uint8_t>((q & 0x0f) << at.low_shift);
+        record[at.high] |= static_cast<uint8_t>((q >> 4) << at.high_shift);
+      }
+    }
+    std::memcpy(record + kQ6KD + (g % 2) * 32 + r * 2, &block.d, 2);
+  });
+}
+
+// y of every row of groups [2 pair_begin, 2 pair_end) and token: acc starts at 0 and
+// step(g, r, t, sb, y_block, acc) adds each superblock in order.
+template <typename Step>
+void reference_superblocks(int64_t n_in, int64_t n_out, const PackedActivations& a, int n_tokens, float* y,
+                           int64_t pair_begin, int64_t pair_end, Step step) {
   const int nsb = static_cast<int>(n_in / kQK_K);
   for (int64_t g = 2 * pair_begin; g < 2 * pair_end; ++g) {
     for (int r = 0; r < kPackedRows && g * kPackedRows + r < n_out; ++r) {
       for (int t = 0; t < n_tokens; ++t) {
         float acc = 0.0f;
         for (int sb = 0; sb < nsb; ++sb) {
-          const uint8_t* record = packed + q4_K_record_at(nsb, g, sb);
-          const auto* y_block = reinterpret_cast<const block_q8_K*>(a.rows + t * a.row_bytes) + sb;
-          int32_t total = 0, mins = 0;
-          for (int sub = 0; sub < 8; ++sub) {
-            int32_t dot = 0;
-            for (int k = 0; k < 32; ++k) {
-              const uint8_t byte = record[kQ4KQuants + (sub / 2) * 512 + (k / 4) * 64 + r * 4 + k % 4];
-              const int q = sub % 2 ? byte >> 4 : byte & 0x0f;
-              dot += q * y_block->qs[(sub / 2) * 64 + (sub % 2) * 32 + k];
-            }
-            total += record[kQ4KScales + sub * kPackedRows + r] * dot;
-            mins += record[kQ4KMins + (sub / 2) * 32 + r * 2 + sub % 2] * a.sums32[(t * nsb + sb) * 8 + sub];
-          }
-          uint16_t d, dmin;
-          std::memcpy(&d, record + kQ4KD + r * 2, 2);
-          std::memcpy(&dmin, record + kQ4KDmin + r * 2, 2);
-          acc = std::fma(static_cast<float>(total), fp16_to_fp32(d) * y_block->d, acc);
-          acc = std::fma(-static_cast<float>(mins), fp16_to_fp32(dmin) * y_block->d, acc);
+          step(g, r, t, sb, *(reinterpret_cast<const block_q8_K*>(a.rows + t * a.row_bytes) + sb), acc);
         }
         y[t * n_out + g * kPackedRows + r] = acc;
       }
@@ -95,16 +125,69 @@ void reference_q4_K(const uint8_t* packed, int64_t n_in, int64_t n_out, const Pa
   }
 }
 
+void reference_q6_K(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a, int n_tokens,
+                    float* y, int64_t pair_begin, int64_t pair_end) {
+  const int nsb = static_cast<int>(n_in / kQK_K);
+  reference_superblocks(
+      n_in, n_out, a, n_tokens, y, pair_begin, pair_end,
+      [&](int64_t g, int r, int, int sb, const block_q8_K& y_block, float& acc) {
+        const uint8_t* record = packed + q6_K_record_at(nsb, g, sb);
+        int32_t total = 0;
+        for (int s = 0; s < 16; ++s) {
+          int32_t dot = -32 * y_block.bsums[s];
+          for (int i = 0; i < 16; ++i) {
+            const Q6KPlace at = q6_K_place(g, s, r, i);
+            const int q = (record[at.low] >> at.low_shift & 0x0f) | (record[at.high] >> at.high_shift & 3) << 4;
+            dot += q * y_block.qs[16 * s + i];
+          }
+          total += static_cast<int8_t>(record[kQ6KScales + (g % 2) * 256 + s * kPackedRows + r]) * dot;
+        }
+        uint16_t d;
+        std::memcpy(&d, record + kQ6KD + (g % 2) * 32 + r * 2, 2);
+        acc = std::fma(static_cast<float>(total), fp16_to_fp32(d) * y_block.d, acc);
+      });
+}
+
+void reference_q4_K(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a, int n_tokens,
+                    float* y, int64_t pair_begin, int64_t pair_end) {
+  const int nsb = static_cast<int>(n_in / kQK_K);
+  reference_superblocks(n_in, n_out, a, n_tokens, y, pair_begin, pair_end,
+                        [&](int64_t g, int r, int t, int sb, const block_q8_K& y_block, float& acc) {
+                          const uint8_t* record = packed + q4_K_record_at(nsb, g, sb);
+                          int32_t total = 0, mins = 0;
+                          for (int sub = 0; sub < 8; ++sub) {
+                            int32_t dot = 0;
+                            for (int k = 0; k < 32; ++k) {
+                              const uint8_t byte = record[kQ4KQuants + (sub / 2) * 512 + (k / 4) * 64 + r * 4 + k % 4];
+                              const int q = sub % 2 ? byte >> 4 : byte & 0x0f;
+                              dot += q * y_block.qs[(sub / 2) * 64 + (sub % 2) * 32 + k];
+                            }
+                            total += record[kQ4KScales + sub * kPackedRows + r] * dot;
+                            mins += record[kQ4KMins + (sub / 2) * 32 + r * 2 + sub % 2] *
+                                    a.sums32[(t * nsb + sb) * 8 + sub];
+                          }
+                          uint16_t d, dmin;
+                          std::memcpy(&d, record + kQ4KD + r * 2, 2);
+                          std::memcpy(&dmin, record + kQ4KDmin + r * 2, 2);
+                          acc = std::fma(static_cast<float>(total), fp16_to_fp32(d) * y_block.d, acc);
+                          acc = std::fma(-static_cast<float>(mins), fp16_to_fp32(dmin) * y_block.d, acc);
+                        });
+}
+
 }  // namespace
 
 bool packing_supported(TensorType type) {
-  if (type != TensorType::kQ8_0 && type != TensorType::kQ4_0 && type != TensorType::kQ4_K) return false;
+  if (type != TensorType::kQ8_0 && type != TensorType::kQ4_0 && type != TensorType::kQ4_K &&
+      type != TensorType::kQ6_K) {
+    return false;
+  }
   static const bool vnni = cpu_has_avx512_vnni();
   return vnni;
 }
 
 size_t packed_pair_bytes(TensorType type, int64_t n_in) {
   if (type == TensorType::kQ4_K) return static_cast<size_t>(n_in / kQK_K) * 2 * kQ4KSuperblock;
+  if (type == TensorType::kQ6_K) return static_cast<size_t>(n_in / kQK_K) * kQ6KPairRecord;
   return static_cast<size_t>(n_in / 32) * pair_block_bytes(type);
 }
 
@@ -113,9 +196,11 @@ size_t packed_matrix_bytes(TensorType type, int64_t n_in, int64_t n_out) {
 }
 
 void pack_matrix(const WeightMatrix& w, uint8_t* out) {
-  if (w.type == TensorType::kQ4_K) {
-    std::memset(out, 0, packed_matrix_bytes(w.type, w.n_in, w.n_out));  // padding rows: zero scales
-    pack_q4_K(w, out);
+  if (w.type == TensorType::kQ4_K || w.type == TensorType::kQ6_K) {
+    // Padding rows: zero scales. (q6_K ORs its bits into the zeroed record.)
+    std::memset(out, 0, packed_matrix_bytes(w.type, w.n_in, w.n_out));
+    if (w.type == TensorType::kQ4_K) pack_q4_K(w, out);
+    if (w.type == TensorType::kQ6_K) pack_q6_K(w, out);
     return;
   }
   const int nb = static_cast<int>(w.n_in / 32);
@@ -172,6 +257,10 @@ void packed_product_reference(TensorType type, const uint8_t* packed, int64_t n_
                               int64_t pair_end) {
   if (type == TensorType::kQ4_K) {
     reference_q4_K(packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);
+    return;
+  }
+  if (type == TensorType::kQ6_K) {
+    reference_q6_K(packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);
     return;
   }
   const int nb = static_cast<int>(n_in / 32);

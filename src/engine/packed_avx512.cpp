@@ -295,12 +295,126 @@ void run_q4_K(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedAc
   }
 }
 
+// q6_K: per superblock and 16-element sub-block, a group's three vectors give its
+// four quarters' 6-bit quants (low nibble, and the two high bits moved to bits 4-5 and
+// merged by VPTERNLOGD), whose VPDPBUSD sums, seeded with -32 * the activations'
+// sub-block sum, take the sub-block's int8 scale by VPMULLD into the superblock's
+// exact total.
+constexpr size_t kQ6KScales = 0, kQ6KD = 512, kQ6KQuants = 576, kQ6KSubBlock = 192, kQ6KPairRecord = 6720;
+constexpr int kQ8KBsums = 260;  // offset of bsums in block_q8_K
+constexpr int kSelect = 0xe4;   // VPTERNLOGD: c ? a : b, bit by bit
+
+// Groups g0.. (R = 2: a whole pair) by T tokens.
+template <int R, int T>
+CLUSTERD_AVX512 void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t g0, int nsb,
+                               const PackedActivations& a, int t0, float* y, int64_t n_out) {
+  const uint8_t* pair = packed + g0 / 2 * pair_bytes;
+  const __m512i low_nibble = _mm512_set1_epi8(0x0f), bits45 = _mm512_set1_epi8(0x30);
+  __m512 acc[R][T];
+  zero_tile(acc);
+  for (int sb = 0; sb < nsb; ++sb) {
+    const uint8_t* record = pair + static_cast<size_t>(sb) * kQ6KPairRecord;
+    const uint8_t* yq[T];
+    const int16_t* bsums[T];
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) {
+      const uint8_t* block = a.rows + (t0 + t) * a.row_bytes + static_cast<size_t>(sb) * kQ8KBlock;
+      yq[t] = block + kQ8KQuants;
+      bsums[t] = reinterpret_cast<const int16_t*>(block + kQ8KBsums);
+    }
+    __m512i total[R][T];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 16
+      for (int t = 0; t < T; ++t) total[r][t] = _mm512_setzero_si512();
+    }
+    // One token: every line of the next superblock's record is prefetched, as for q4_K.
+    constexpr bool kPrefetch = T == 1;
+    if constexpr (kPrefetch) {
+#pragma GCC unroll 9
+      for (size_t at = 0; at < kQ6KQuants; at += 64) prefetch(record + kQ6KPairRecord + at);
+    }
+#pragma GCC unroll 2
+    for (int s = 0; s < 16; ++s) {
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        const int g = static_cast<int>((g0 + r) % 2);
+        const uint8_t* v = record + kQ6KQuants + (2 * s + g) * kQ6KSubBlock;
+        if constexpr (kPrefetch) {
+#pragma GCC unroll 3
+          for (int line = 0; line < 3; ++line) prefetch(v + kQ6KPairRecord + 64 * line);
+        }
+        const __m512i low01 = load512(v), low23 = load512(v + 64), high = load512(v + 128);
+        const __m512i q0 =
+            _mm512_ternarylogic_epi32(low01, _mm512_and_si512(_mm512_slli_epi16(high, 4), bits45), low_nibble, kSelect);
+        const __m512i q1 = _mm512_ternarylogic_epi32(
+            _mm512_srli_epi16(low01, 4), _mm512_and_si512(_mm512_slli_epi16(high, 2), bits45), low_nibble, kSelect);
+        const __m512i q2 = _mm512_ternarylogic_epi32(low23, _mm512_and_si512(high, bits45), low_nibble, kSelect);
+        const __m512i q3 = _mm512_ternarylogic_epi32(
+            _mm512_srli_epi16(low23, 4), _mm512_and_si512(_mm512_srli_epi16(high, 2), bits45), low_nibble, kSelect);
+        const __m512i scale = _mm512_cvtepi8_epi32(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(record + kQ6KScales + g * 256 + s * kPackedRows)));
+#pragma GCC unroll 16
+        for (int t = 0; t < T; ++t) {
+          __m512i dot = _mm512_set1_epi32(-32 * bsums[t][s]);
+          dot = _mm512_dpbusd_epi32(dot, q0, broadcast4(yq[t] + 16 * s));
+          dot = _mm512_dpbusd_epi32(dot, q1, broadcast4(yq[t] + 16 * s + 4));
+          dot = _mm512_dpbusd_epi32(dot, q2, broadcast4(yq[t] + 16 * s + 8));
+          dot = _mm512_dpbusd_epi32(dot, q3, broadcast4(yq[t] + 16 * s + 12));
+          total[r][t] = _mm512_add_epi32(total[r][t], _mm512_mullo_epi32(dot, scale));
+        }
+      }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const int g = static_cast<int>((g0 + r) % 2);
+      const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(record + kQ6KD + g * 32)));
+#pragma GCC unroll 16
+      for (int t = 0; t < T; ++t) {
+        float dy;
+        std::memcpy(&dy, yq[t] - kQ8KQuants, sizeof dy);
+        acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(total[r][t]), _mm512_mul_ps(d, _mm512_set1_ps(dy)), acc[r][t]);
+      }
+    }
+  }
+  store_tile<R, T>(acc, y, n_out, g0 * kPackedRows, t0);
+}
+
+template <int R>
+constexpr TileKFn tile_q6_K_for(int tokens) {
+  switch (tokens) {
+    case 1: return tile_q6_K<R, 1>;
+    case 2: return tile_q6_K<R, 2>;
+    case 3: return tile_q6_K<R, 3>;
+    default: return tile_q6_K<R, 4>;
+  }
+}
+
+// As q4_K: one token, a pair per tile; more tokens, one group by up to four.
+void run_q6_K(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a, int n_tokens, float* y,
+              int64_t begin, int64_t end) {
+  const int nsb = static_cast<int>(n_in / 256);
+  const size_t pair_bytes = packed_pair_bytes(TensorType::kQ6_K, n_in);
+  if (n_tokens == 1) {
+    for (int64_t p = begin; p < end; ++p) tile_q6_K<2, 1>(packed, pair_bytes, 2 * p, nsb, a, 0, y, n_out);
+    return;
+  }
+  for (int64_t g = 2 * begin; g < 2 * end; ++g) {
+    for (int t0 = 0; t0 < n_tokens; t0 += kMaxTokens) {
+      const int tokens = std::min(kMaxTokens, n_tokens - t0);
+      tile_q6_K_for<1>(tokens)(packed, pair_bytes, g, nsb, a, t0, y, n_out);
+    }
+  }
+}
+
 }  // namespace
 
 void packed_product(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a,
                     int n_tokens, float* y, int64_t pair_begin, int64_t pair_end) {
   if (type == TensorType::kQ4_K) {
     run_q4_K(packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);
+  } else if (type == TensorType::kQ6_K) {
+    run_q6_K(packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);
   } else if (type == TensorType::kQ4_0) {
     run<true>(packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);
   } else {

@@ -72,6 +72,8 @@ int q6_K_quant(const block_q6_K& b, int h, int k, int l) {
 
 }  // namespace
 
+int q6_K_quant_at(const block_q6_K& b, int j) { return q6_K_quant(b, j / 128, j % 128 / 32, j % 32); }
+
 void quantize_row_q6_K(const float* in, void* blocks, int64_t n) {
   auto* y = static_cast<block_q6_K*>(blocks);
   const int64_t nb = n / kQK_K;

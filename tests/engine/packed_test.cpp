@@ -139,7 +139,7 @@ TEST_P(Packed, EachTokenGetsWhatItGetsAloneWhateverThePairSplit) {
 
 TEST_P(Packed, AgreesWithTheFileLayoutKernels) {
   const TensorType type = GetParam();
-  const int64_t n_in = getenv("NIN") ? atoi(getenv("NIN")) : 1024, n_out = getenv("NOUT") ? atoi(getenv("NOUT")) : 48;
+  const int64_t n_in = 1024, n_out = 48;
   const std::vector<uint8_t> data = matrix(type, n_in, n_out);
   const size_t row = tensor_row_bytes(type, n_in);
   const WeightMatrix w{type, n_in, n_out, data.data(), row};
@@ -151,9 +151,11 @@ TEST_P(Packed, AgreesWithTheFileLayoutKernels) {
   for (int t = 0; t < n_tokens; ++t) {
     for (int64_t o = 0; o < n_out; ++o) {
       const float expected = dot_row(type, data.data() + o * row, a.rows.data() + t * a.view.row_bytes, n_in);
-      // q4_K's result is the difference of its scale and min terms, each far larger than
-      // the result, so both kernels' float rounding is larger relative to it.
-      const float tolerance = (type == TensorType::kQ4_K ? 1e-4f : 1e-5f) * (1.0f + std::fabs(expected));
+      // A K-quant superblock sums 8 or 16 scaled sub-block terms (and q4_K subtracts its
+      // mins), each larger than the result, so both kernels' float rounding is larger
+      // relative to it.
+      const bool k_quant = type == TensorType::kQ4_K || type == TensorType::kQ6_K;
+      const float tolerance = (k_quant ? 1e-4f : 1e-5f) * (1.0f + std::fabs(expected));
       EXPECT_NEAR(y[t * n_out + o], expected, tolerance) << "token " << t << " row " << o;
     }
   }
@@ -162,11 +164,19 @@ TEST_P(Packed, AgreesWithTheFileLayoutKernels) {
 TEST_P(Packed, StridedRowsAndExtremeQuantsPackLikeContiguousOnes) {
   const TensorType type = GetParam();
   const int64_t n_in = 2 * unit(), n_out = 20;
-  // A column slice of a wider matrix (rows 3 blocks apart), with -128 in a q8_0 weight
-  // and the largest 6-bit scales and mins in a q4_K one.
+  // A column slice of a wider matrix (rows 3 blocks apart), with -128 in a q8_0 weight,
+  // the largest 6-bit scales and mins in a q4_K one and extreme quants and scales in a
+  // q6_K one.
   std::vector<uint8_t> wide = matrix(type, 3 * n_in, n_out);
   const size_t wide_row = tensor_row_bytes(type, 3 * n_in);
   if (type == TensorType::kQ8_0) reinterpret_cast<block_q8_0*>(wide.data() + wide_row)[2].qs[5] = -128;
+  if (type == TensorType::kQ6_K) {  // every quant 63 or 0, scales at both int8 ends
+    block_q6_K& b = reinterpret_cast<block_q6_K*>(wide.data() + wide_row)[2];
+    std::memset(b.ql, 0xff, sizeof b.ql);
+    std::memset(b.qh, 0xff, 32);
+    std::memset(b.qh + 32, 0, 32);
+    for (int s = 0; s < 16; ++s) b.scales[s] = static_cast<int8_t>(s % 2 ? 127 : -128);
+  }
   if (type == TensorType::kQ4_K) {
     block_q4_K& b = reinterpret_cast<block_q4_K*>(wide.data() + wide_row)[2];
     const uint8_t sc[8] = {63, 63, 63, 63, 63, 63, 63, 63}, m[8] = {63, 0, 63, 0, 63, 0, 63, 0};
@@ -220,7 +230,8 @@ TEST_P(Packed, MatmulUsesThePackedCopyAndMatchesTheFileLayout) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, Packed, ::testing::Values(TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ4_K),
+INSTANTIATE_TEST_SUITE_P(Types, Packed,
+                         ::testing::Values(TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ4_K, TensorType::kQ6_K),
                          [](const auto& info) { return std::string(tensor_type_name(info.param)); });
 
 }  // namespace

@@ -1,4 +1,4 @@
-// Q8_0, Q4_0 and Q4_K weights repacked at load time for a register-tiled product
+// Q8_0, Q4_0, Q4_K and Q6_K weights repacked at load time for a register-tiled product
 // (GEMM) on AVX-512 VNNI CPUs.
 //
 // The file layout (ggml's) stores one row's blocks one after another, so a product
@@ -38,6 +38,18 @@
 // Per superblock the integer sums sum_s sc_s * (q . y)_s and sum_s m_s * sum(y)_s are
 // exact, then acc = fma(total, d * d_y, acc) and acc = fma(-mins, dmin * d_y, acc).
 //
+// q6_K (activations Q8_K) also goes by superblocks, one 6,720-byte record per pair
+// (what the file holds for 32 rows):
+//   scales  256 bytes per group (group 0's, then group 1's), [sub-block][row]: int8;
+//   d       32 bytes per group: 16 fp16;
+//   quants  per 16-element sub-block s, group 0's 192 bytes then group 1's (one
+//           stream): three vectors, row r at bytes 4r..4r+3 of each. Quarter k (0-3)
+//           of the sub-block is elements 16s + 4k..+3: their low 4 bits are the low
+//           (k = 0, 2) or high (k = 1, 3) nibbles of vector k / 2, their high 2 bits
+//           bits 2k..2k+1 of vector 2.
+// Per superblock sum_s sc_s * ((q . y)_s - 32 * sum(y)_s) is exact, then
+// acc = fma(total, d * d_y, acc).
+//
 // Every (row, token) result is computed by the same operations in the same order
 // whatever the tile it falls in: per block an exact int32 sum, converted to float and
 // added as fma(sum, d_w * d_y, acc) in block order. So a sequence's logits do not
@@ -60,7 +72,7 @@ constexpr int kPackedPairRows = 2 * kPackedRows;  // rows per pair of groups, th
 // Pairs of a packed matrix of n_out rows.
 inline int64_t packed_pairs(int64_t n_out) { return (n_out + kPackedPairRows - 1) / kPackedPairRows; }
 
-// True when weights of `type` are repacked on this CPU (Q8_0, Q4_0 and Q4_K where the
+// True when weights of `type` are repacked on this CPU (Q8_0, Q4_0, Q4_K and Q6_K where the
 // CPU has AVX-512 VNNI).
 bool packing_supported(TensorType type);
 
@@ -68,14 +80,14 @@ bool packing_supported(TensorType type);
 size_t packed_pair_bytes(TensorType type, int64_t n_in);
 size_t packed_matrix_bytes(TensorType type, int64_t n_in, int64_t n_out);
 
-// Writes `w` (Q8_0, Q4_0 or Q4_K, contiguous or strided rows) in the packed layout into
+// Writes `w` (a type packing_supported names, contiguous or strided rows) in the packed layout into
 // `out` (packed_matrix_bytes, 64-byte aligned).
 void pack_matrix(const WeightMatrix& w, uint8_t* out);
 
 // Activations of `n_tokens` tokens as the packed product reads them: Q8_0 rows
 // (block_q8_0, for Q8_0 and Q4_0 weights) with each block's scale as float and the sum
-// of its quants; or Q8_K rows (block_q8_K, for Q4_K weights) with the sum of each
-// 32-element sub-block.
+// of its quants; or Q8_K rows (block_q8_K, for Q4_K and Q6_K weights) with the sum of
+// each 32-element sub-block (q6_K reads the rows' own 16-element sums instead).
 struct PackedActivations {
   const uint8_t* rows = nullptr;
   size_t row_bytes = 0;

@@ -149,6 +149,8 @@ struct block_q6_K {
   uint16_t d;  // fp16
 };
 static_assert(sizeof(block_q6_K) == 210, "block_q6_K must match ggml's layout");
+// The quant (0..63, value d * scale * (q - 32)) of element j (0..255) of a block.
+int q6_K_quant_at(const block_q6_K& b, int j);
 
 // Activations for the K-quant dot products: value[j] = qs[j] * d; bsums[i] is the sum
 // of qs[16i..16i+15] (it lets a dot product apply a sub-block's min in one multiply).
