@@ -28,12 +28,17 @@ size_t scales_at(TensorType type, int nb, int64_t g, int b) {
   return quants_at(type, nb, g, b) + (2 - g % 2) * block_quant_bytes(type) + (g % 2) * kPackedRows * sizeof(uint16_t);
 }
 
-// A q4_K superblock record of a group (packed.h) and the offsets of its parts.
-constexpr size_t kQ4KQuants = 0, kQ4KScales = 2048, kQ4KMins = 2176, kQ4KD = 2304, kQ4KDmin = 2336;
-constexpr size_t kQ4KSuperblock = 2368;
+// A q4_K pair record of one superblock (packed.h): where group g's (g % 2 of its pair)
+// parts start.
+constexpr size_t kQ4KPairRecord = 4736;
+size_t q4_K_scales(int64_t g) { return (g % 2) * 128; }
+size_t q4_K_mins(int64_t g) { return 256 + (g % 2) * 128; }
+size_t q4_K_d(int64_t g) { return 512 + (g % 2) * 32; }
+size_t q4_K_dmin(int64_t g) { return 576 + (g % 2) * 32; }
+size_t q4_K_quants(int64_t g, int c, int p) { return 640 + (c * 8 + p) * 128 + (g % 2) * 64; }
 
 size_t q4_K_record_at(int nsb, int64_t g, int sb) {
-  return (g / 2) * packed_pair_bytes(TensorType::kQ4_K, int64_t{nsb} * kQK_K) + (2 * sb + g % 2) * kQ4KSuperblock;
+  return (g / 2) * packed_pair_bytes(TensorType::kQ4_K, int64_t{nsb} * kQK_K) + sb * kQ4KPairRecord;
 }
 
 // fn(g, r, sb, block) for every superblock of every row of `w` (row r of group g).
@@ -54,17 +59,16 @@ void pack_q4_K(const WeightMatrix& w, uint8_t* out) {
   for_each_superblock<block_q4_K>(w, [&](int64_t g, int r, int sb, const block_q4_K& block) {
     uint8_t* record = out + q4_K_record_at(nsb, g, sb);
     for (int c = 0; c < 4; ++c) {
-      for (int p = 0; p < 8; ++p)
-        std::memcpy(record + kQ4KQuants + c * 512 + p * 64 + r * 4, block.qs + 32 * c + 4 * p, 4);
+      for (int p = 0; p < 8; ++p) std::memcpy(record + q4_K_quants(g, c, p) + r * 4, block.qs + 32 * c + 4 * p, 4);
     }
     for (int sub = 0; sub < 8; ++sub) {
       int sc, m;
       k_quant_scale_min(sub, block.scales, &sc, &m);
-      record[kQ4KScales + sub * kPackedRows + r] = static_cast<uint8_t>(sc);
-      record[kQ4KMins + (sub / 2) * 32 + r * 2 + sub % 2] = static_cast<uint8_t>(m);
+      record[q4_K_scales(g) + sub * kPackedRows + r] = static_cast<uint8_t>(sc);
+      record[q4_K_mins(g) + (sub / 2) * 32 + r * 2 + sub % 2] = static_cast<uint8_t>(m);
     }
-    std::memcpy(record + kQ4KD + r * 2, &block.d, 2);
-    std::memcpy(record + kQ4KDmin + r * 2, &block.dmin, 2);
+    std::memcpy(record + q4_K_d(g) + r * 2, &block.d, 2);
+    std::memcpy(record + q4_K_dmin(g) + r * 2, &block.dmin, 2);
   });
 }
 
@@ -158,17 +162,17 @@ void reference_q4_K(const uint8_t* packed, int64_t n_in, int64_t n_out, const Pa
                           for (int sub = 0; sub < 8; ++sub) {
                             int32_t dot = 0;
                             for (int k = 0; k < 32; ++k) {
-                              const uint8_t byte = record[kQ4KQuants + (sub / 2) * 512 + (k / 4) * 64 + r * 4 + k % 4];
+                              const uint8_t byte = record[q4_K_quants(g, sub / 2, k / 4) + r * 4 + k % 4];
                               const int q = sub % 2 ? byte >> 4 : byte & 0x0f;
                               dot += q * y_block.qs[(sub / 2) * 64 + (sub % 2) * 32 + k];
                             }
-                            total += record[kQ4KScales + sub * kPackedRows + r] * dot;
-                            mins += record[kQ4KMins + (sub / 2) * 32 + r * 2 + sub % 2] *
+                            total += record[q4_K_scales(g) + sub * kPackedRows + r] * dot;
+                            mins += record[q4_K_mins(g) + (sub / 2) * 32 + r * 2 + sub % 2] *
                                     a.sums32[(t * nsb + sb) * 8 + sub];
                           }
                           uint16_t d, dmin;
-                          std::memcpy(&d, record + kQ4KD + r * 2, 2);
-                          std::memcpy(&dmin, record + kQ4KDmin + r * 2, 2);
+                          std::memcpy(&d, record + q4_K_d(g) + r * 2, 2);
+                          std::memcpy(&dmin, record + q4_K_dmin(g) + r * 2, 2);
                           acc = std::fma(static_cast<float>(total), fp16_to_fp32(d) * y_block.d, acc);
                           acc = std::fma(-static_cast<float>(mins), fp16_to_fp32(dmin) * y_block.d, acc);
                         });
@@ -186,7 +190,7 @@ bool packing_supported(TensorType type) {
 }
 
 size_t packed_pair_bytes(TensorType type, int64_t n_in) {
-  if (type == TensorType::kQ4_K) return static_cast<size_t>(n_in / kQK_K) * 2 * kQ4KSuperblock;
+  if (type == TensorType::kQ4_K) return static_cast<size_t>(n_in / kQK_K) * kQ4KPairRecord;
   if (type == TensorType::kQ6_K) return static_cast<size_t>(n_in / kQK_K) * kQ6KPairRecord;
   return static_cast<size_t>(n_in / 32) * pair_block_bytes(type);
 }

@@ -156,18 +156,25 @@ void run(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivat
 // separate sums (sub-blocks 2c and 2c + 1), which take their 6-bit scales by VPMULLD
 // into the superblock's exact total; the mins meet the activations' sub-block sums
 // by VPDPWSSD.
-constexpr size_t kQ4KScales = 2048, kQ4KMins = 2176, kQ4KD = 2304, kQ4KDmin = 2336, kQ4KSuperblock = 2368;
-constexpr size_t kPairRecords = 2 * kQ4KSuperblock;  // a pair's records of one superblock
-constexpr int kQ8KBlock = 292;                       // sizeof(block_q8_K): float d, 256 qs, 16 bsums
+// A pair's record of one superblock, and where group g's (0 or 1) parts start in it.
+constexpr size_t kPairRecords = 4736;
+constexpr size_t kQ4KHeader = 640;  // scales, mins, d and dmin of both groups
+constexpr size_t q4_K_scales(int g) { return g * 128; }
+constexpr size_t q4_K_mins(int g) { return 256 + g * 128; }
+constexpr size_t q4_K_d(int g) { return 512 + g * 32; }
+constexpr size_t q4_K_dmin(int g) { return 576 + g * 32; }
+constexpr size_t q4_K_quants(int g, int c, int p) { return kQ4KHeader + (c * 8 + p) * 128 + g * 64; }
+constexpr int kQ8KBlock = 292;  // sizeof(block_q8_K): float d, 256 qs, 16 bsums
 constexpr int kQ8KQuants = 4;
 
-// Group r of a tile starting at group g0 of the matrix: its superblock sb's record is
-// at base(r) + sb * kPairRecords.
+// Group r of a tile starting at group g0 of the matrix: its superblock sb's parts are
+// in the pair record at base(r) + sb * kPairRecords, at the offsets for group(r).
 template <int R, int T>
 CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t g0, int nsb,
                                const PackedActivations& a, int t0, float* y, int64_t n_out) {
   const int64_t row0 = g0 * kPackedRows;
-  auto base = [&](int r) { return packed + (g0 + r) / 2 * pair_bytes + (g0 + r) % 2 * kQ4KSuperblock; };
+  auto base = [&](int r) { return packed + (g0 + r) / 2 * pair_bytes; };
+  auto group = [&](int r) { return static_cast<int>((g0 + r) % 2); };
   const __m512i low_nibbles = _mm512_set1_epi8(0x0f), high_nibbles = _mm512_set1_epi8(static_cast<char>(0xf0));
   __m512 acc[R][T];
   zero_tile(acc);
@@ -178,16 +185,13 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t
       yq[t] = a.rows + (t0 + t) * a.row_bytes + static_cast<size_t>(sb) * kQ8KBlock + kQ8KQuants;
     const size_t record = static_cast<size_t>(sb) * kPairRecords;
     // One token: each record line is prefetched one superblock (one pair record) ahead.
-    // Without it, this kernel read the 1B-shape decode matrices at about 20 GB/s on one
-    // Zen 5 core that streams 37-42; with it, at about 30. (Two superblocks ahead, or
-    // into L2 only, was slower; Q8_0 and Q4_0 gain nothing from it.)
+    // Without it, decode ran at 47-65% of the bandwidth bound, with it at 82-89%. (Two
+    // superblocks ahead, or into L2 only, was slower; Q8_0 and Q4_0 gain nothing from
+    // it.)
     constexpr bool kPrefetch = T == 1;
     if constexpr (kPrefetch) {
-#pragma GCC unroll 16
-      for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 5
-        for (size_t at = kQ4KScales; at < kQ4KSuperblock; at += 64) prefetch(base(r) + record + kPairRecords + at);
-      }
+#pragma GCC unroll 10
+      for (size_t at = 0; at < kQ4KHeader; at += 64) prefetch(base(0) + record + kPairRecords + at);
     }
     __m512i total[R][T];
 #pragma GCC unroll 16
@@ -207,8 +211,9 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t
       for (int p = 0; p < 8; ++p) {
 #pragma GCC unroll 16
         for (int r = 0; r < R; ++r) {
-          if constexpr (kPrefetch) prefetch(base(r) + record + kPairRecords + c * 512 + 64 * p);
-          const __m512i v = load512(base(r) + record + c * 512 + 64 * p);
+          const uint8_t* line = base(r) + record + q4_K_quants(group(r), c, p);
+          if constexpr (kPrefetch) prefetch(line + kPairRecords);
+          const __m512i v = load512(line);
           const __m512i lo = _mm512_and_si512(v, low_nibbles);
           const __m512i hi = _mm512_and_si512(v, high_nibbles);  // 16 x the high nibble
 #pragma GCC unroll 16
@@ -220,7 +225,7 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t
       }
 #pragma GCC unroll 16
       for (int r = 0; r < R; ++r) {
-        const uint8_t* scales = base(r) + record + kQ4KScales;
+        const uint8_t* scales = base(r) + record + q4_K_scales(group(r));
         const __m512i sc_low = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + 32 * c)));
         const __m512i sc_high =
             _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + 32 * c + 16)));
@@ -238,10 +243,12 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t
       __m512i mins[4];
 #pragma GCC unroll 4
       for (int q = 0; q < 4; ++q) {
-        mins[q] = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + kQ4KMins + 32 * q)));
+        mins[q] = _mm512_cvtepu8_epi16(
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + q4_K_mins(group(r)) + 32 * q)));
       }
-      const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + kQ4KD)));
-      const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + kQ4KDmin)));
+      const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + q4_K_d(group(r)))));
+      const __m512 dmin =
+          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + q4_K_dmin(group(r)))));
 #pragma GCC unroll 16
       for (int t = 0; t < T; ++t) {
         const int16_t* sums = a.sums32 + (static_cast<size_t>(t0 + t) * nsb + sb) * 8;
