@@ -97,7 +97,7 @@ int bench(const BenchOptions& o) {
   std::printf("model: %s (%s, %d layers, n_embd %d; %.2f GiB of weights read per token)\n", o.model.c_str(),
               p.arch_name.c_str(), p.n_layer, p.n_embd, bytes_per_token / (1 << 30));
   std::printf("weights: %s\n", weights->packed_bytes
-                                   ? "Q8_0/Q4_0/Q4_K/Q6_K matrices packed in pairs of 16-row groups (AVX-512 VNNI)"
+                                   ? "Q8_0/Q4_0/Q4_K/Q5_K/Q6_K matrices packed in pairs of 16-row groups (AVX-512 VNNI)"
                                : o.no_pack ? "file layout (--no-pack)"
                                            : "file layout (no packed kernels for these types on this CPU)");
   std::printf("%-8s %12s %12s %14s %16s %10s\n", "threads", "pp tok/s", "tg tok/s", "read GB/s", "tg bound tok/s",
@@ -174,7 +174,7 @@ void add_bench_command(CLI::App& app, Runner& run) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--threads", o->threads, "comma-separated thread counts")->capture_default_str();
   cmd->add_option("--reps", o->reps, "repetitions")->capture_default_str();
-  cmd->add_flag("--no-pack", o->no_pack, "keep Q8_0/Q4_0/Q4_K/Q6_K weights in the file layout (for comparison)");
+  cmd->add_flag("--no-pack", o->no_pack, "keep Q8_0/Q4_0/Q4_K/Q5_K/Q6_K weights in the file layout (for comparison)");
   add_bench_collective_command(*cmd, run);
   add_bench_tp_command(*cmd, run);
   cmd->callback([&run, o, cmd] {

@@ -28,17 +28,22 @@ size_t scales_at(TensorType type, int nb, int64_t g, int b) {
   return quants_at(type, nb, g, b) + (2 - g % 2) * block_quant_bytes(type) + (g % 2) * kPackedRows * sizeof(uint16_t);
 }
 
-// A q4_K pair record of one superblock (packed.h): where group g's (g % 2 of its pair)
-// parts start.
-constexpr size_t kQ4KPairRecord = 4736;
+// A q4_K or q5_K pair record of one superblock (packed.h): where group g's (g % 2 of
+// its pair) parts start. q5_K's chunks begin with both groups' two fifth-bit vectors.
+constexpr size_t kQ4KPairRecord = 4736, kQ5KPairRecord = 5760;
 size_t q4_K_scales(int64_t g) { return (g % 2) * 128; }
 size_t q4_K_mins(int64_t g) { return 256 + (g % 2) * 128; }
 size_t q4_K_d(int64_t g) { return 512 + (g % 2) * 32; }
 size_t q4_K_dmin(int64_t g) { return 576 + (g % 2) * 32; }
-size_t q4_K_quants(int64_t g, int c, int p) { return 640 + (c * 8 + p) * 128 + (g % 2) * 64; }
+size_t q4_K_chunk(bool q5, int c) { return 640 + c * (q5 ? 1280 : 1024); }
+size_t q4_K_quants(bool q5, int64_t g, int c, int p) {
+  return q4_K_chunk(q5, c) + (q5 ? 256 : 0) + p * 128 + (g % 2) * 64;
+}
+size_t q5_K_fifth_bits(int64_t g, int c, int half) { return q4_K_chunk(true, c) + (g % 2) * 128 + half * 64; }
 
-size_t q4_K_record_at(int nsb, int64_t g, int sb) {
-  return (g / 2) * packed_pair_bytes(TensorType::kQ4_K, int64_t{nsb} * kQK_K) + sb * kQ4KPairRecord;
+size_t q4_K_record_at(bool q5, int nsb, int64_t g, int sb) {
+  return (g / 2) * packed_pair_bytes(q5 ? TensorType::kQ5_K : TensorType::kQ4_K, int64_t{nsb} * kQK_K) +
+         sb * (q5 ? kQ5KPairRecord : kQ4KPairRecord);
 }
 
 // fn(g, r, sb, block) for every superblock of every row of `w` (row r of group g).
@@ -54,21 +59,47 @@ void for_each_superblock(const WeightMatrix& w, Fn fn) {
   }
 }
 
+// The parts q4_K and q5_K share: quants' low 4 bits, scales, mins, d and dmin.
+template <typename Block>
+void pack_q4_K_parts(bool q5, uint8_t* record, int64_t g, int r, const Block& block) {
+  for (int c = 0; c < 4; ++c) {
+    for (int p = 0; p < 8; ++p) std::memcpy(record + q4_K_quants(q5, g, c, p) + r * 4, block.qs + 32 * c + 4 * p, 4);
+  }
+  for (int sub = 0; sub < 8; ++sub) {
+    int sc, m;
+    k_quant_scale_min(sub, block.scales, &sc, &m);
+    record[q4_K_scales(g) + sub * kPackedRows + r] = static_cast<uint8_t>(sc);
+    record[q4_K_mins(g) + (sub / 2) * 32 + r * 2 + sub % 2] = static_cast<uint8_t>(m);
+  }
+  std::memcpy(record + q4_K_d(g) + r * 2, &block.d, 2);
+  std::memcpy(record + q4_K_dmin(g) + r * 2, &block.dmin, 2);
+}
+
 void pack_q4_K(const WeightMatrix& w, uint8_t* out) {
   const int nsb = static_cast<int>(w.n_in / kQK_K);
   for_each_superblock<block_q4_K>(w, [&](int64_t g, int r, int sb, const block_q4_K& block) {
-    uint8_t* record = out + q4_K_record_at(nsb, g, sb);
+    pack_q4_K_parts(false, out + q4_K_record_at(false, nsb, g, sb), g, r, block);
+  });
+}
+
+// q5_K's fifth bits: in chunk c, byte 4r + i of vector `half` holds at bit p the fifth
+// bit of the quant whose low bits are in vector p, byte 4r + i, low (half 0) or high
+// (half 1) nibble: element 32 * half + 4p + i of the chunk, bit 2c + half of qh[4p + i].
+void pack_q5_K(const WeightMatrix& w, uint8_t* out) {
+  const int nsb = static_cast<int>(w.n_in / kQK_K);
+  for_each_superblock<block_q5_K>(w, [&](int64_t g, int r, int sb, const block_q5_K& block) {
+    uint8_t* record = out + q4_K_record_at(true, nsb, g, sb);
+    pack_q4_K_parts(true, record, g, r, block);
     for (int c = 0; c < 4; ++c) {
-      for (int p = 0; p < 8; ++p) std::memcpy(record + q4_K_quants(g, c, p) + r * 4, block.qs + 32 * c + 4 * p, 4);
+      for (int half = 0; half < 2; ++half) {
+        for (int p = 0; p < 8; ++p) {
+          for (int i = 0; i < 4; ++i) {
+            const int bit = block.qh[4 * p + i] >> (2 * c + half) & 1;
+            record[q5_K_fifth_bits(g, c, half) + r * 4 + i] |= static_cast<uint8_t>(bit << p);
+          }
+        }
+      }
     }
-    for (int sub = 0; sub < 8; ++sub) {
-      int sc, m;
-      k_quant_scale_min(sub, block.scales, &sc, &m);
-      record[q4_K_scales(g) + sub * kPackedRows + r] = static_cast<uint8_t>(sc);
-      record[q4_K_mins(g) + (sub / 2) * 32 + r * 2 + sub % 2] = static_cast<uint8_t>(m);
-    }
-    std::memcpy(record + q4_K_d(g) + r * 2, &block.d, 2);
-    std::memcpy(record + q4_K_dmin(g) + r * 2, &block.dmin, 2);
   });
 }
 
@@ -152,19 +183,21 @@ void reference_q6_K(const uint8_t* packed, int64_t n_in, int64_t n_out, const Pa
       });
 }
 
-void reference_q4_K(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a, int n_tokens,
-                    float* y, int64_t pair_begin, int64_t pair_end) {
+void reference_q4_K(bool q5, const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a,
+                    int n_tokens, float* y, int64_t pair_begin, int64_t pair_end) {
   const int nsb = static_cast<int>(n_in / kQK_K);
   reference_superblocks(n_in, n_out, a, n_tokens, y, pair_begin, pair_end,
                         [&](int64_t g, int r, int t, int sb, const block_q8_K& y_block, float& acc) {
-                          const uint8_t* record = packed + q4_K_record_at(nsb, g, sb);
+                          const uint8_t* record = packed + q4_K_record_at(q5, nsb, g, sb);
                           int32_t total = 0, mins = 0;
                           for (int sub = 0; sub < 8; ++sub) {
+                            const int c = sub / 2, half = sub % 2;
                             int32_t dot = 0;
                             for (int k = 0; k < 32; ++k) {
-                              const uint8_t byte = record[q4_K_quants(g, sub / 2, k / 4) + r * 4 + k % 4];
-                              const int q = sub % 2 ? byte >> 4 : byte & 0x0f;
-                              dot += q * y_block.qs[(sub / 2) * 64 + (sub % 2) * 32 + k];
+                              const uint8_t byte = record[q4_K_quants(q5, g, c, k / 4) + r * 4 + k % 4];
+                              int q = half ? byte >> 4 : byte & 0x0f;
+                              if (q5) q |= (record[q5_K_fifth_bits(g, c, half) + r * 4 + k % 4] >> (k / 4) & 1) << 4;
+                              dot += q * y_block.qs[64 * c + 32 * half + k];
                             }
                             total += record[q4_K_scales(g) + sub * kPackedRows + r] * dot;
                             mins += record[q4_K_mins(g) + (sub / 2) * 32 + r * 2 + sub % 2] *
@@ -182,7 +215,7 @@ void reference_q4_K(const uint8_t* packed, int64_t n_in, int64_t n_out, const Pa
 
 bool packing_supported(TensorType type) {
   if (type != TensorType::kQ8_0 && type != TensorType::kQ4_0 && type != TensorType::kQ4_K &&
-      type != TensorType::kQ6_K) {
+      type != TensorType::kQ5_K && type != TensorType::kQ6_K) {
     return false;
   }
   static const bool vnni = cpu_has_avx512_vnni();
@@ -191,6 +224,7 @@ bool packing_supported(TensorType type) {
 
 size_t packed_pair_bytes(TensorType type, int64_t n_in) {
   if (type == TensorType::kQ4_K) return static_cast<size_t>(n_in / kQK_K) * kQ4KPairRecord;
+  if (type == TensorType::kQ5_K) return static_cast<size_t>(n_in / kQK_K) * kQ5KPairRecord;
   if (type == TensorType::kQ6_K) return static_cast<size_t>(n_in / kQK_K) * kQ6KPairRecord;
   return static_cast<size_t>(n_in / 32) * pair_block_bytes(type);
 }
@@ -200,10 +234,11 @@ size_t packed_matrix_bytes(TensorType type, int64_t n_in, int64_t n_out) {
 }
 
 void pack_matrix(const WeightMatrix& w, uint8_t* out) {
-  if (w.type == TensorType::kQ4_K || w.type == TensorType::kQ6_K) {
-    // Padding rows: zero scales. (q6_K ORs its bits into the zeroed record.)
+  if (w.type == TensorType::kQ4_K || w.type == TensorType::kQ5_K || w.type == TensorType::kQ6_K) {
+    // Padding rows: zero scales. (q5_K and q6_K OR their bits into the zeroed record.)
     std::memset(out, 0, packed_matrix_bytes(w.type, w.n_in, w.n_out));
     if (w.type == TensorType::kQ4_K) pack_q4_K(w, out);
+    if (w.type == TensorType::kQ5_K) pack_q5_K(w, out);
     if (w.type == TensorType::kQ6_K) pack_q6_K(w, out);
     return;
   }
@@ -260,7 +295,11 @@ void packed_product_reference(TensorType type, const uint8_t* packed, int64_t n_
                               const PackedActivations& a, int n_tokens, float* y, int64_t pair_begin,
                               int64_t pair_end) {
   if (type == TensorType::kQ4_K) {
-    reference_q4_K(packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);
+    reference_q4_K(false, packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);
+    return;
+  }
+  if (type == TensorType::kQ5_K) {
+    reference_q4_K(true, packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);
     return;
   }
   if (type == TensorType::kQ6_K) {

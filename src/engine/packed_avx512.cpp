@@ -156,26 +156,46 @@ void run(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivat
 // separate sums (sub-blocks 2c and 2c + 1), which take their 6-bit scales by VPMULLD
 // into the superblock's exact total; the mins meet the activations' sub-block sums
 // by VPDPWSSD.
+// q5_K goes the same way, its fifth bits merged into the nibbles (at bit 4) by
+// VPTERNLOGD before the products.
 // A pair's record of one superblock, and where group g's (0 or 1) parts start in it.
-constexpr size_t kPairRecords = 4736;
+template <bool kQ5>
+constexpr size_t kPairRecord = kQ5 ? 5760 : 4736;
 constexpr size_t kQ4KHeader = 640;  // scales, mins, d and dmin of both groups
 constexpr size_t q4_K_scales(int g) { return g * 128; }
 constexpr size_t q4_K_mins(int g) { return 256 + g * 128; }
 constexpr size_t q4_K_d(int g) { return 512 + g * 32; }
 constexpr size_t q4_K_dmin(int g) { return 576 + g * 32; }
-constexpr size_t q4_K_quants(int g, int c, int p) { return kQ4KHeader + (c * 8 + p) * 128 + g * 64; }
+template <bool kQ5>
+constexpr size_t q4_K_chunk(int c) {
+  return kQ4KHeader + c * (kQ5 ? 1280 : 1024);
+}
+template <bool kQ5>
+constexpr size_t q4_K_quants(int g, int c, int p) {
+  return q4_K_chunk<kQ5>(c) + (kQ5 ? 256 : 0) + p * 128 + g * 64;
+}
+constexpr size_t q5_K_fifth_bits(int g, int c, int half) { return q4_K_chunk<true>(c) + g * 128 + half * 64; }
+constexpr int kSelect = 0xe4;  // VPTERNLOGD: c ? a : b, bit by bit
+
+// Bit p of every byte of v, moved to bit 4 (other bits unspecified; p is a constant
+// once the caller's loop is unrolled).
+CLUSTERD_AVX512 inline __m512i bit_to_4(__m512i v, int p) {
+  return p <= 4 ? _mm512_slli_epi16(v, 4 - p) : _mm512_srli_epi16(v, p - 4);
+}
 constexpr int kQ8KBlock = 292;  // sizeof(block_q8_K): float d, 256 qs, 16 bsums
 constexpr int kQ8KQuants = 4;
 
 // Group r of a tile starting at group g0 of the matrix: its superblock sb's parts are
 // in the pair record at base(r) + sb * kPairRecords, at the offsets for group(r).
-template <int R, int T>
+template <bool kQ5, int R, int T>
 CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t g0, int nsb,
                                const PackedActivations& a, int t0, float* y, int64_t n_out) {
   const int64_t row0 = g0 * kPackedRows;
   auto base = [&](int r) { return packed + (g0 + r) / 2 * pair_bytes; };
   auto group = [&](int r) { return static_cast<int>((g0 + r) % 2); };
   const __m512i low_nibbles = _mm512_set1_epi8(0x0f), high_nibbles = _mm512_set1_epi8(static_cast<char>(0xf0));
+  const __m512i bit4 = _mm512_set1_epi8(0x10);
+  constexpr size_t kPairRecords = kPairRecord<kQ5>;
   __m512 acc[R][T];
   zero_tile(acc);
   for (int sb = 0; sb < nsb; ++sb) {
@@ -207,15 +227,32 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t
 #pragma GCC unroll 16
         for (int t = 0; t < T; ++t) low[r][t] = high[r][t] = _mm512_setzero_si512();
       }
+      __m512i fifth[R][2];  // q5_K: the chunk's fifth bits, of the low and the high nibbles
+      if constexpr (kQ5) {
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) {
+          const uint8_t* bits = base(r) + record + q5_K_fifth_bits(group(r), c, 0);
+          if constexpr (kPrefetch) prefetch(bits + kPairRecords), prefetch(bits + 64 + kPairRecords);
+          fifth[r][0] = load512(bits);
+          fifth[r][1] = load512(bits + 64);
+        }
+      }
 #pragma GCC unroll 8
       for (int p = 0; p < 8; ++p) {
 #pragma GCC unroll 16
         for (int r = 0; r < R; ++r) {
-          const uint8_t* line = base(r) + record + q4_K_quants(group(r), c, p);
+          const uint8_t* line = base(r) + record + q4_K_quants<kQ5>(group(r), c, p);
           if constexpr (kPrefetch) prefetch(line + kPairRecords);
           const __m512i v = load512(line);
-          const __m512i lo = _mm512_and_si512(v, low_nibbles);
-          const __m512i hi = _mm512_and_si512(v, high_nibbles);  // 16 x the high nibble
+          __m512i lo, hi;
+          if constexpr (kQ5) {  // bits 0-3 the nibble, bit 4 the fifth bit
+            lo = _mm512_ternarylogic_epi32(v, _mm512_and_si512(bit_to_4(fifth[r][0], p), bit4), low_nibbles, kSelect);
+            hi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), _mm512_and_si512(bit_to_4(fifth[r][1], p), bit4),
+                                           low_nibbles, kSelect);
+          } else {
+            lo = _mm512_and_si512(v, low_nibbles);
+            hi = _mm512_and_si512(v, high_nibbles);  // 16 x the high nibble
+          }
 #pragma GCC unroll 16
           for (int t = 0; t < T; ++t) {
             low[r][t] = _mm512_dpbusd_epi32(low[r][t], lo, broadcast4(yq[t] + 64 * c + 4 * p));
@@ -232,8 +269,9 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t
 #pragma GCC unroll 16
         for (int t = 0; t < T; ++t) {
           total[r][t] = _mm512_add_epi32(total[r][t], _mm512_mullo_epi32(low[r][t], sc_low));
-          // The high sums are 16 x their value (nibbles kept in place), so exact >> 4.
-          total[r][t] = _mm512_add_epi32(total[r][t], _mm512_mullo_epi32(_mm512_srai_epi32(high[r][t], 4), sc_high));
+          // q4_K's high sums are 16 x their value (nibbles kept in place), so exact >> 4.
+          const __m512i high_sum = kQ5 ? high[r][t] : _mm512_srai_epi32(high[r][t], 4);
+          total[r][t] = _mm512_add_epi32(total[r][t], _mm512_mullo_epi32(high_sum, sc_high));
         }
       }
     }
@@ -271,13 +309,13 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t
 
 using TileKFn = void (*)(const uint8_t*, size_t, int64_t, int, const PackedActivations&, int, float*, int64_t);
 
-template <int R>
+template <bool kQ5>
 constexpr TileKFn tile_q4_K_for(int tokens) {
   switch (tokens) {
-    case 1: return tile_q4_K<R, 1>;
-    case 2: return tile_q4_K<R, 2>;
-    case 3: return tile_q4_K<R, 3>;
-    default: return tile_q4_K<R, 4>;
+    case 1: return tile_q4_K<kQ5, 1, 1>;
+    case 2: return tile_q4_K<kQ5, 1, 2>;
+    case 3: return tile_q4_K<kQ5, 1, 3>;
+    default: return tile_q4_K<kQ5, 1, 4>;
   }
 }
 
@@ -285,19 +323,20 @@ constexpr TileKFn tile_q4_K_for(int tokens) {
 // pairs per tile read at about 29, 25 and 24 GB/s); more tokens: one group by up to
 // four tokens (a q4_K tile entry holds four vectors, so wider tiles would spill).
 constexpr int kDecodeGroups = 2;
+template <bool kQ5>
 void run_q4_K(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a, int n_tokens, float* y,
               int64_t begin, int64_t end) {
   const int nsb = static_cast<int>(n_in / 256);
-  const size_t pair_bytes = packed_pair_bytes(TensorType::kQ4_K, n_in);
+  const size_t pair_bytes = packed_pair_bytes(kQ5 ? TensorType::kQ5_K : TensorType::kQ4_K, n_in);
   int64_t g = 2 * begin;
   if (n_tokens == 1) {
     for (; g + kDecodeGroups <= 2 * end; g += kDecodeGroups)
-      tile_q4_K<kDecodeGroups, 1>(packed, pair_bytes, g, nsb, a, 0, y, n_out);
+      tile_q4_K<kQ5, kDecodeGroups, 1>(packed, pair_bytes, g, nsb, a, 0, y, n_out);
   }
   for (; g < 2 * end; ++g) {
     for (int t0 = 0; t0 < n_tokens; t0 += kMaxTokens) {
       const int tokens = std::min(kMaxTokens, n_tokens - t0);
-      tile_q4_K_for<1>(tokens)(packed, pair_bytes, g, nsb, a, t0, y, n_out);
+      tile_q4_K_for<kQ5>(tokens)(packed, pair_bytes, g, nsb, a, t0, y, n_out);
     }
   }
 }
@@ -309,7 +348,6 @@ void run_q4_K(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedAc
 // exact total.
 constexpr size_t kQ6KScales = 0, kQ6KD = 512, kQ6KQuants = 576, kQ6KSubBlock = 192, kQ6KPairRecord = 6720;
 constexpr int kQ8KBsums = 260;  // offset of bsums in block_q8_K
-constexpr int kSelect = 0xe4;   // VPTERNLOGD: c ? a : b, bit by bit
 
 // Groups g0.. (R = 2: a whole pair) by T tokens.
 template <int R, int T>
@@ -419,7 +457,9 @@ void run_q6_K(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedAc
 void packed_product(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a,
                     int n_tokens, float* y, int64_t pair_begin, int64_t pair_end) {
   if (type == TensorType::kQ4_K) {
-    run_q4_K(packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);
+    run_q4_K<false>(packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);
+  } else if (type == TensorType::kQ5_K) {
+    run_q4_K<true>(packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);
   } else if (type == TensorType::kQ6_K) {
     run_q6_K(packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);
   } else if (type == TensorType::kQ4_0) {

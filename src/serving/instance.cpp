@@ -110,8 +110,8 @@ Result<std::unique_ptr<ModelInstance>> ModelInstance::load(const InstanceSpec& s
   inst->weights_ = std::move(*weights);
   for (const auto& note : inst->weights_.load_notes) spdlog::info("instance {}: {}", spec.name, note);
   if (inst->weights_.packed_bytes > 0) {
-    spdlog::info("instance {}: {:.1f} MiB of Q8_0/Q4_0/Q4_K/Q6_K weights packed for AVX-512 VNNI products", spec.name,
-                 inst->weights_.packed_bytes / double(1 << 20));
+    spdlog::info("instance {}: {:.1f} MiB of Q8_0/Q4_0/Q4_K/Q5_K/Q6_K weights packed for AVX-512 VNNI products",
+                 spec.name, inst->weights_.packed_bytes / double(1 << 20));
   }
   GroupOptions o;
   o.key = key;

@@ -154,7 +154,7 @@ TEST_P(Packed, AgreesWithTheFileLayoutKernels) {
       // A K-quant superblock sums 8 or 16 scaled sub-block terms (and q4_K subtracts its
       // mins), each larger than the result, so both kernels' float rounding is larger
       // relative to it.
-      const bool k_quant = type == TensorType::kQ4_K || type == TensorType::kQ6_K;
+      const bool k_quant = type == TensorType::kQ4_K || type == TensorType::kQ5_K || type == TensorType::kQ6_K;
       const float tolerance = (k_quant ? 1e-4f : 1e-5f) * (1.0f + std::fabs(expected));
       EXPECT_NEAR(y[t * n_out + o], expected, tolerance) << "token " << t << " row " << o;
     }
@@ -165,8 +165,8 @@ TEST_P(Packed, StridedRowsAndExtremeQuantsPackLikeContiguousOnes) {
   const TensorType type = GetParam();
   const int64_t n_in = 2 * unit(), n_out = 20;
   // A column slice of a wider matrix (rows 3 blocks apart), with -128 in a q8_0 weight,
-  // the largest 6-bit scales and mins in a q4_K one and extreme quants and scales in a
-  // q6_K one.
+  // the largest 6-bit scales and mins in q4_K and q5_K ones and extreme quants and
+  // scales in a q6_K one.
   std::vector<uint8_t> wide = matrix(type, 3 * n_in, n_out);
   const size_t wide_row = tensor_row_bytes(type, 3 * n_in);
   if (type == TensorType::kQ8_0) reinterpret_cast<block_q8_0*>(wide.data() + wide_row)[2].qs[5] = -128;
@@ -176,6 +176,13 @@ TEST_P(Packed, StridedRowsAndExtremeQuantsPackLikeContiguousOnes) {
     std::memset(b.qh, 0xff, 32);
     std::memset(b.qh + 32, 0, 32);
     for (int s = 0; s < 16; ++s) b.scales[s] = static_cast<int8_t>(s % 2 ? 127 : -128);
+  }
+  if (type == TensorType::kQ5_K) {  // every quant 31, largest scales and mins
+    block_q5_K& b = reinterpret_cast<block_q5_K*>(wide.data() + wide_row)[2];
+    const uint8_t sc[8] = {63, 63, 63, 63, 63, 63, 63, 63}, m[8] = {63, 0, 63, 0, 63, 0, 63, 0};
+    k_quant_pack_scale_min(sc, m, b.scales);
+    std::memset(b.qs, 0xff, sizeof b.qs);
+    std::memset(b.qh, 0xff, sizeof b.qh);
   }
   if (type == TensorType::kQ4_K) {
     block_q4_K& b = reinterpret_cast<block_q4_K*>(wide.data() + wide_row)[2];
@@ -231,7 +238,8 @@ TEST_P(Packed, MatmulUsesThePackedCopyAndMatchesTheFileLayout) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, Packed,
-                         ::testing::Values(TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ4_K, TensorType::kQ6_K),
+                         ::testing::Values(TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ4_K, TensorType::kQ5_K,
+                                           TensorType::kQ6_K),
                          [](const auto& info) { return std::string(tensor_type_name(info.param)); });
 
 }  // namespace

@@ -1,4 +1,4 @@
-// Q8_0, Q4_0, Q4_K and Q6_K weights repacked at load time for a register-tiled product
+// Q8_0, Q4_0, Q4_K, Q5_K and Q6_K weights repacked at load time for a register-tiled product
 // (GEMM) on AVX-512 VNNI CPUs.
 //
 // The file layout (ggml's) stores one row's blocks one after another, so a product
@@ -40,6 +40,11 @@
 // nibbles the same offsets of sub-block 2c + 1. (Against each group's quants in one
 // block, 2,368 bytes apart, 2-thread decode went from 74-80% of the bandwidth bound to
 // 82-86%.)
+//
+// q5_K is laid out as q4_K with, at the start of each chunk, two 64-byte vectors of
+// fifth bits per group (group 0's, then group 1's; a 5,760-byte record per pair):
+// byte 4r + i of vector h (0: low nibbles, 1: high ones) holds at bit p the fifth bit
+// of the quant in byte 4r + i of the chunk's vector p. Its quants are 0-31 (no x16).
 // Per superblock the integer sums sum_s sc_s * (q . y)_s and sum_s m_s * sum(y)_s are
 // exact, then acc = fma(total, d * d_y, acc) and acc = fma(-mins, dmin * d_y, acc).
 //
@@ -77,7 +82,7 @@ constexpr int kPackedPairRows = 2 * kPackedRows;  // rows per pair of groups, th
 // Pairs of a packed matrix of n_out rows.
 inline int64_t packed_pairs(int64_t n_out) { return (n_out + kPackedPairRows - 1) / kPackedPairRows; }
 
-// True when weights of `type` are repacked on this CPU (Q8_0, Q4_0, Q4_K and Q6_K where the
+// True when weights of `type` are repacked on this CPU (Q8_0, Q4_0, Q4_K, Q5_K and Q6_K where the
 // CPU has AVX-512 VNNI).
 bool packing_supported(TensorType type);
 
@@ -91,7 +96,7 @@ void pack_matrix(const WeightMatrix& w, uint8_t* out);
 
 // Activations of `n_tokens` tokens as the packed product reads them: Q8_0 rows
 // (block_q8_0, for Q8_0 and Q4_0 weights) with each block's scale as float and the sum
-// of its quants; or Q8_K rows (block_q8_K, for Q4_K and Q6_K weights) with the sum of
+// of its quants; or Q8_K rows (block_q8_K, for K-quant weights) with the sum of
 // each 32-element sub-block (q6_K reads the rows' own 16-element sums instead).
 struct PackedActivations {
   const uint8_t* rows = nullptr;

@@ -63,7 +63,7 @@ struct ModelWeights {
 
 // Builds the views. The file must outlive the result. Errors name the file and the
 // tensor ("x.gguf: tensor blk.2.ffn_up.weight has shape [128, 384], expected [128, 512]").
-// With `pack`, Q8_0, Q4_0, Q4_K and Q6_K matrices are also copied into the packed layout where
+// With `pack`, Q8_0, Q4_0 and K-quant (Q4_K, Q5_K, Q6_K) matrices are also copied into the packed layout where
 // the CPU supports it (faster products; the copy is private memory of the same size).
 Result<ModelWeights> load_weights(const GgufFile& file, const ModelParams& params, const Shard& shard,
                                   bool pack = true);
