@@ -5,6 +5,7 @@
 // unsigned quant and subtracting its offset times the sum of y (q4_0, q6_K).
 #include "clusterd/engine/kernels_avx512.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -339,6 +340,113 @@ CLUSTERD_AVX512 float vec_dot_q6_K_q8_K_avx512(int n, const block_q6_K* x, const
   return _mm512_reduce_add_ps(acc);
 }
 
+namespace {
+
+// 16 weights of a row as floats (f16 widened by VCVTPH2PS; bf16 is the high half of
+// an f32), the lanes past `count` zero.
+template <bool kBF16>
+CLUSTERD_AVX512 inline __m512 load_half16(const uint16_t* p, __mmask16 mask) {
+  const __m256i h = _mm256_maskz_loadu_epi16(mask, p);
+  if constexpr (kBF16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  return _mm512_cvtph_ps(h);
+}
+
+// R rows by T tokens: four accumulators per (row, token) (64 elements a step, so that
+// four multiply-add chains overlap and a lone token still reads one stream at full
+// speed), then 16 and the masked rest into the first; summed and reduced the same way
+// for every R and T.
+template <bool kBF16, int R, int T>
+CLUSTERD_AVX512 void half_tile(const uint16_t* w, size_t w_stride, const float* x, size_t x_stride, int n, float* y,
+                               size_t y_stride) {
+  __m512 acc[R][T][4];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) acc[r][t][0] = acc[r][t][1] = acc[r][t][2] = acc[r][t][3] = _mm512_setzero_ps();
+  }
+  const __mmask16 all = 0xffff;
+  int i = 0;
+  for (; i + 64 <= n; i += 64) {
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) {
+      __m512 ws[R];
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) ws[r] = load_half16<kBF16>(w + r * w_stride + i + 16 * k, all);
+#pragma GCC unroll 16
+      for (int t = 0; t < T; ++t) {
+        const __m512 xs = _mm512_loadu_ps(x + t * x_stride + i + 16 * k);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) acc[r][t][k] = _mm512_fmadd_ps(ws[r], xs, acc[r][t][k]);
+      }
+    }
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 mask = n - i >= 16 ? all : static_cast<__mmask16>((1u << (n - i)) - 1);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const __m512 ws = load_half16<kBF16>(w + r * w_stride + i, mask);
+#pragma GCC unroll 16
+      for (int t = 0; t < T; ++t) {
+        acc[r][t][0] = _mm512_fmadd_ps(ws, _mm512_maskz_loadu_ps(mask, x + t * x_stride + i), acc[r][t][0]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) {
+      const __m512 sum =
+          _mm512_add_ps(_mm512_add_ps(acc[r][t][0], acc[r][t][1]), _mm512_add_ps(acc[r][t][2], acc[r][t][3]));
+      y[t * y_stride + r] = _mm512_reduce_add_ps(sum);
+    }
+  }
+}
+
+template <bool kBF16, int R>
+void half_tile_for(int tokens, const uint16_t* w, size_t w_stride, const float* x, size_t x_stride, int n, float* y,
+                   size_t y_stride) {
+  switch (tokens) {
+    case 1: return half_tile<kBF16, R, 1>(w, w_stride, x, x_stride, n, y, y_stride);
+    case 2: return half_tile<kBF16, R, 2>(w, w_stride, x, x_stride, n, y, y_stride);
+    default: return half_tile<kBF16, R, 3>(w, w_stride, x, x_stride, n, y, y_stride);
+  }
+}
+
+// Tiles of two rows by three tokens (24 accumulators; each widened weight vector
+// serves three tokens, each activation vector two rows), one row by one token alone.
+// Rows go in chunks of about 128 KB, which stay in L2 while every group of tokens
+// passes over them; a group's activations stay in L1 across the chunk's rows.
+template <bool kBF16>
+void half_rows(const uint16_t* w, size_t w_stride, int rows, const float* x, size_t x_stride, int tokens, int n,
+               float* y, size_t y_stride) {
+  const int chunk = std::max<int>(4, static_cast<int>((128 << 10) / (2 * w_stride)));
+  for (int r0 = 0; r0 < rows; r0 += chunk) {
+    const int r1 = std::min(rows, r0 + chunk);
+    for (int t = 0; t < tokens; t += 3) {
+      const int nt = std::min(3, tokens - t);
+      const float* xt = x + t * x_stride;
+      int r = r0;
+      if (tokens > 1) {
+        for (; r + 2 <= r1; r += 2)
+          half_tile_for<kBF16, 2>(nt, w + r * w_stride, w_stride, xt, x_stride, n, y + t * y_stride + r, y_stride);
+      }
+      for (; r < r1; ++r)
+        half_tile_for<kBF16, 1>(nt, w + r * w_stride, w_stride, xt, x_stride, n, y + t * y_stride + r, y_stride);
+    }
+  }
+}
+
+}  // namespace
+
+void dot_half_rows_avx512(TensorType type, const uint16_t* w, size_t w_stride, int rows, const float* x,
+                          size_t x_stride, int tokens, int n, float* y, size_t y_stride) {
+  if (type == TensorType::kBF16) {
+    half_rows<true>(w, w_stride, rows, x, x_stride, tokens, n, y, y_stride);
+  } else {
+    half_rows<false>(w, w_stride, rows, x, x_stride, tokens, n, y, y_stride);
+  }
+}
+
 }  // namespace clusterd
 
 #else  // not x86-64: no AVX-512; the entry points exist so that callers link everywhere.
@@ -355,6 +463,15 @@ float vec_dot_q4_0_q8_0_avx512(int n, const block_q4_0* x, const block_q8_0* y) 
 float vec_dot_q4_K_q8_K_avx512(int n, const block_q4_K* x, const block_q8_K* y) { return vec_dot_q4_K_q8_K(n, x, y); }
 float vec_dot_q5_K_q8_K_avx512(int n, const block_q5_K* x, const block_q8_K* y) { return vec_dot_q5_K_q8_K(n, x, y); }
 float vec_dot_q6_K_q8_K_avx512(int n, const block_q6_K* x, const block_q8_K* y) { return vec_dot_q6_K_q8_K(n, x, y); }
+void dot_half_rows_avx512(TensorType type, const uint16_t* w, size_t w_stride, int rows, const float* x,
+                          size_t x_stride, int tokens, int n, float* y, size_t y_stride) {
+  for (int r = 0; r < rows; ++r) {
+    for (int t = 0; t < tokens; ++t) {
+      y[t * y_stride + r] = type == TensorType::kBF16 ? vec_dot_bf16_f32(n, w + r * w_stride, x + t * x_stride)
+                                                      : vec_dot_f16_f32(n, w + r * w_stride, x + t * x_stride);
+    }
+  }
+}
 
 }  // namespace clusterd
 

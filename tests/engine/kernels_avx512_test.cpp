@@ -314,5 +314,48 @@ TEST_F(KernelsAvx512, ZeroScalesGiveZero) {
   EXPECT_EQ(vec_dot_q6_K_q8_K_avx512(512, x6k.data(), yk.data()), 0.0f);
 }
 
+// F16 and BF16 rows by float activations: every (row, token) within float rounding of
+// the double-precision sum, and bit for bit the same alone as in any tile.
+class HalfRowsAvx512 : public ::testing::TestWithParam<TensorType> {};
+
+TEST_P(HalfRowsAvx512, MatchesReferenceAndIsTheSameAloneAsBatched) {
+  if (!cpu_has_avx512_vnni()) GTEST_SKIP() << "this CPU has no AVX-512 F/BW/VL/VNNI";
+  const TensorType type = GetParam();
+  std::mt19937 rng(8);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (int n : {16, 70, 128, 1000}) {
+    const int rows = 7, tokens = 8;
+    const size_t w_stride = n + 3;  // rows of a wider matrix (a column slice)
+    std::vector<uint16_t> w(rows * w_stride);
+    for (uint16_t& h : w) h = type == TensorType::kBF16 ? fp32_to_bf16(normal(rng)) : fp32_to_fp16(normal(rng));
+    std::vector<float> x(static_cast<size_t>(tokens) * n);
+    for (float& f : x) f = normal(rng);
+    std::vector<float> y(static_cast<size_t>(tokens) * rows);
+    dot_half_rows_avx512(type, w.data(), w_stride, rows, x.data(), n, tokens, n, y.data(), rows);
+    for (int r = 0; r < rows; ++r) {
+      for (int t = 0; t < tokens; ++t) {
+        double expected = 0, magnitude = 0;
+        for (int i = 0; i < n; ++i) {
+          const double wi =
+              type == TensorType::kBF16 ? bf16_to_fp32(w[r * w_stride + i]) : fp16_to_fp32(w[r * w_stride + i]);
+          expected += wi * x[t * n + i];
+          magnitude += std::fabs(wi * x[t * n + i]);
+        }
+        ASSERT_NEAR(y[t * rows + r], expected, 1e-5 * magnitude) << "n " << n << " row " << r << " token " << t;
+        float alone;
+        dot_half_rows_avx512(type, &w[r * w_stride], w_stride, 1, &x[t * n], n, 1, n, &alone, 1);
+        ASSERT_EQ(std::memcmp(&alone, &y[t * rows + r], sizeof alone), 0)
+            << "n " << n << " row " << r << " token " << t << ": " << alone << " alone, " << y[t * rows + r]
+            << " in the tile";
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, HalfRowsAvx512, ::testing::Values(TensorType::kF16, TensorType::kBF16),
+                         [](const ::testing::TestParamInfo<TensorType>& info) {
+                           return std::string(info.param == TensorType::kBF16 ? "BF16" : "F16");
+                         });
+
 }  // namespace
 }  // namespace clusterd

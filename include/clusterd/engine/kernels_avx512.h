@@ -32,4 +32,13 @@ float vec_dot_q4_K_q8_K_avx512(int n, const block_q4_K* x, const block_q8_K* y);
 float vec_dot_q5_K_q8_K_avx512(int n, const block_q5_K* x, const block_q8_K* y);
 float vec_dot_q6_K_q8_K_avx512(int n, const block_q6_K* x, const block_q8_K* y);
 
+// F16 or BF16 weight rows (`rows` rows of n, w_stride elements apart) times F32
+// activation rows (`tokens` rows, x_stride apart): y[t * y_stride + r] for every row r
+// and token t, one row by up to four tokens at a time (each weight vector widened once
+// for the tile's tokens). Each (row, token) sum is computed by the same operations in
+// the same order whatever the tile: a token's results do not depend on the other
+// tokens.
+void dot_half_rows_avx512(TensorType type, const uint16_t* w, size_t w_stride, int rows, const float* x,
+                          size_t x_stride, int tokens, int n, float* y, size_t y_stride);
+
 }  // namespace clusterd
