@@ -132,7 +132,7 @@ void report_packed(TensorType type, const std::vector<uint8_t>& w, int rows, int
   std::vector<int32_t> sum(cols / 32);
   std::vector<int16_t> sums32(cols / 256 * 8);
   PackedActivations a;
-  if (type == TensorType::kQ4_K) {
+  if (activation_type_for(type) == TensorType::kQ8_K) {  // the K-quants
     packed_activation_sums_k(act.data(), act.size(), 1, cols / 256, sums32.data());
     a = {act.data(), act.size(), nullptr, nullptr, 0, sums32.data()};
   } else {
