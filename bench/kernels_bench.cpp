@@ -120,8 +120,8 @@ double time_matvec(RowDot dot, const std::vector<uint8_t>& w, size_t row_bytes, 
 }
 
 // The same product over the packed copy (one token, as decode runs it).
-void report_packed(TensorType type, const std::vector<uint8_t>& w, int rows, int cols, const std::vector<uint8_t>& act,
-                   const std::vector<float>& reference, double scalar_s) {
+double report_packed(TensorType type, const std::vector<uint8_t>& w, int rows, int cols,
+                     const std::vector<uint8_t>& act, const std::vector<float>& reference, double scalar_s) {
   constexpr int kRuns = 7;
   const WeightMatrix m{type, cols, rows, w.data(), tensor_row_bytes(type, cols)};
   const size_t bytes = packed_matrix_bytes(type, cols, rows);
@@ -153,13 +153,16 @@ void report_packed(TensorType type, const std::vector<uint8_t>& w, int rows, int
     max_ref = std::max(max_ref, std::fabs(double{reference[r]}));
     max_diff = std::max(max_diff, std::fabs(double{out[r]} - reference[r]));
   }
+  const double diff = max_ref > 0 ? max_diff / max_ref : max_diff;
   std::printf("%-6s %-7s %10.1f %10.1f %9.2f %8.2fx %10.1e\n", type_name(type), "packed", double(bytes) / (1 << 20),
-              s * 1e9 / rows, double(bytes) / s * 1e-9, scalar_s / s, max_ref > 0 ? max_diff / max_ref : max_diff);
+              s * 1e9 / rows, double(bytes) / s * 1e-9, scalar_s / s, diff);
+  return diff;
 }
 
 int run(int rows, int cols) {
   constexpr int kRuns = 7;
   std::mt19937 rng(7);
+  double worst = 0;
   std::printf("%d x %d weights, 1 thread, median of %d matrix-vector products\n", rows, cols, kRuns);
   std::printf("cpu: avx2 %s, avx512-vnni %s\n\n", cpu_has_avx2() ? "yes" : "no", cpu_has_avx512_vnni() ? "yes" : "no");
   std::printf("%-6s %-7s %10s %10s %9s %9s %10s\n", "type", "kernel", "MiB", "ns/row", "GB/s", "speedup", "max diff");
@@ -193,11 +196,17 @@ int run(int rows, int cols) {
         max_ref = std::max(max_ref, std::fabs(double{reference[r]}));
         max_diff = std::max(max_diff, std::fabs(double{out[r]} - reference[r]));
       }
+      const double diff = max_ref > 0 ? max_diff / max_ref : max_diff;
+      worst = std::max(worst, diff);
       std::printf("%-6s %-7s %10.1f %10.1f %9.2f %8.2fx %10.1e\n", type_name(type), k.variant,
-                  double(w.size()) / (1 << 20), s * 1e9 / rows, double(w.size()) / s * 1e-9, scalar_s / s,
-                  max_ref > 0 ? max_diff / max_ref : max_diff);
+                  double(w.size()) / (1 << 20), s * 1e9 / rows, double(w.size()) / s * 1e-9, scalar_s / s, diff);
     }
-    if (packing_supported(type)) report_packed(type, w, rows, cols, act, reference, scalar_s);
+    if (packing_supported(type)) worst = std::max(worst, report_packed(type, w, rows, cols, act, reference, scalar_s));
+  }
+  // Every kernel must agree with the scalar one to float rounding (ctest runs this small).
+  if (worst > 1e-4) {
+    std::fprintf(stderr, "kernels_bench: a kernel differs from the scalar reference by %.1e (relative)\n", worst);
+    return 1;
   }
   return 0;
 }
