@@ -120,8 +120,10 @@ WeightMatrix column_slice(const WeightMatrix& m, int64_t first, int64_t count, c
 }
 
 // Gives `m` a packed copy when its type packs on this CPU, and lets the file's pages
-// of it go: products read only the copy (the data stays readable, paged in again).
-void pack(WeightMatrix& m, ModelWeights& w, const GgufFile& file) {
+// of it go: products read only the copy. Unless `read_again` (the output matrix that
+// shares the embedding's bytes), a streamed image frees them; a mapped file pages them
+// in again if they are read.
+void pack(WeightMatrix& m, ModelWeights& w, const GgufFile& file, bool read_again = false) {
   if (!m.data || !packing_supported(m.type) || m.n_in % 32 != 0) return;
   const size_t bytes = packed_matrix_bytes(m.type, m.n_in, m.n_out);
   w.packed.push_back(allocate_weight_memory(bytes));
@@ -129,7 +131,11 @@ void pack(WeightMatrix& m, ModelWeights& w, const GgufFile& file) {
   m.packed = w.packed.back().get();
   w.packed_bytes += bytes;
   const size_t span = (m.n_out - 1) * m.row_stride + tensor_row_bytes(m.type, m.n_in);
-  file.release({m.data, span});
+  if (read_again) {
+    file.release({m.data, span});
+  } else {
+    file.discard({m.data, span});
+  }
 }
 
 std::vector<float> slice(const std::vector<float>& v, int64_t first, int64_t count) {
@@ -215,7 +221,7 @@ Result<ModelWeights> load_weights(const GgufFile& file, const ModelParams& p, co
   }
   if (!load.status().is_ok()) return load.status();
   if (pack_weights) {
-    if (shard.outputs) pack(w.output, w, file);
+    if (shard.outputs) pack(w.output, w, file, /*read_again=*/p.tied_embeddings);
     for (LayerWeights& L : w.layers) {
       for (WeightMatrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) pack(*m, w, file);
     }

@@ -409,9 +409,12 @@ Result<std::unique_ptr<GgufFile>> GgufFile::parse(std::span<const uint8_t> bytes
 }
 
 Result<std::unique_ptr<GgufFile>> GgufFile::parse(std::span<const uint8_t> bytes, const std::string& name,
-                                                  std::shared_ptr<const void> owner) {
+                                                  std::shared_ptr<const void> owner, bool discardable) {
   Result<std::unique_ptr<GgufFile>> parsed = parse(bytes, name);
-  if (parsed.is_ok()) parsed.value()->owner_ = std::move(owner);
+  if (parsed.is_ok()) {
+    parsed.value()->owner_ = std::move(owner);
+    parsed.value()->discardable_ = discardable;
+  }
   return parsed;
 }
 
@@ -455,16 +458,34 @@ GgufFile::~GgufFile() {
   if (map_ != nullptr) ::munmap(map_, map_size_);
 }
 
-void GgufFile::release(std::span<const uint8_t> bytes) const {
-  if (map_ == nullptr || bytes.empty()) return;
-  const auto base = reinterpret_cast<uintptr_t>(map_);
+namespace {
+
+// MADV_DONTNEED on the whole pages of `bytes` that lie inside [base, base + size).
+void drop_pages(std::span<const uint8_t> bytes, const uint8_t* base, size_t size) {
+  if (bytes.empty() || base == nullptr) return;
   const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  uintptr_t begin = std::max(reinterpret_cast<uintptr_t>(bytes.data()), base);
-  uintptr_t end = std::min(reinterpret_cast<uintptr_t>(bytes.data() + bytes.size()), base + map_size_);
+  uintptr_t begin = std::max(reinterpret_cast<uintptr_t>(bytes.data()), reinterpret_cast<uintptr_t>(base));
+  uintptr_t end =
+      std::min(reinterpret_cast<uintptr_t>(bytes.data() + bytes.size()), reinterpret_cast<uintptr_t>(base) + size);
   begin = (begin + page - 1) / page * page;
   end = end / page * page;
-  // Read-only private pages were never written, so dropping them loses nothing.
   if (begin < end) (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+}  // namespace
+
+void GgufFile::release(std::span<const uint8_t> bytes) const {
+  // Read-only private pages of a mapped file were never written, so dropping them loses
+  // nothing.
+  if (map_ != nullptr) drop_pages(bytes, static_cast<const uint8_t*>(map_), map_size_);
+}
+
+void GgufFile::discard(std::span<const uint8_t> bytes) const {
+  if (map_ != nullptr) {
+    release(bytes);
+  } else if (discardable_) {
+    drop_pages(bytes, bytes_.data(), bytes_.size());
+  }
 }
 
 const GgufValue* GgufFile::find(const std::string& key) const {

@@ -120,7 +120,7 @@ Result<std::unique_ptr<Model>> stream_slices(SliceClient& client, const ModelSou
   if (!constant_time_equal(sha256(std::span<const uint8_t>(base, m.header_bytes)), m.header_sha256)) {
     return invalid_argument(from + ": the header does not match the manifest's SHA-256");
   }
-  auto file = GgufFile::parse(std::span<const uint8_t>(base, m.file_bytes), from, *image);
+  auto file = GgufFile::parse(std::span<const uint8_t>(base, m.file_bytes), from, *image, /*discardable=*/true);
   if (!file.is_ok()) return file.status();
   auto model = Model::from_file(std::move(*file));
   if (!model.is_ok()) return model.status();

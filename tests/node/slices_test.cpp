@@ -5,6 +5,7 @@
 #include "clusterd/node/slices.h"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -12,6 +13,7 @@
 #include <fstream>
 
 #include "clusterd/common/crypto.h"
+#include "clusterd/engine/packed.h"
 #include "clusterd/engine/synth.h"
 #include "clusterd/engine/transformer.h"
 #include "clusterd/engine/weights.h"
@@ -109,6 +111,54 @@ TEST_F(SlicesTest, ARankWithoutACopyStreamsOnlyItsChunksAndComputesTheSame) {
   ASSERT_FALSE(seen.empty());
   EXPECT_DOUBLE_EQ(seen.back(), 1.0);
   EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+}
+
+// Whole pages of `bytes` resident in memory.
+size_t resident_pages(std::span<const uint8_t> bytes) {
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(bytes.data()) + page - 1) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(bytes.data()) + bytes.size()) / page * page;
+  if (begin >= end) return 0;
+  std::vector<unsigned char> in((end - begin) / page);
+  EXPECT_EQ(::mincore(reinterpret_cast<void*>(begin), end - begin, in.data()), 0);
+  size_t n = 0;
+  for (unsigned char c : in) n += c & 1;
+  return n;
+}
+
+// A streamed rank whose matrices are packed frees the image's copy of them, and keeps
+// what is still read: the embedding (shared with the tied output matrix) stays intact.
+TEST_F(SlicesTest, PackedMatricesOfAStreamedImageAreFreedAndTheEmbeddingIsKept) {
+  SynthOptions o;
+  o.n_embd = 512;
+  o.n_ff = 1024;
+  o.n_head = 8;
+  o.n_head_kv = 4;
+  o.n_vocab = 1024;
+  o.type = TensorType::kQ8_0;
+  o.tied_embeddings = true;
+  std::string notes;
+  ASSERT_TRUE(synthesize_model(o, model_, &notes).is_ok());
+  auto m = build_manifest(model_);
+  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+  doc_ = std::make_shared<ManifestDocument>(ManifestDocument::of(std::move(*m)));
+  params_ = (*Model::open(model_))->params;
+  shard_ = Shard::whole(params_);
+  auto server = serve(model_);
+  ASSERT_TRUE(server);
+  auto model = open_model_for_shard(source(dir_ / "elsewhere" / "model.gguf", server->port()), shard_, dir_ / "data",
+                                    kKey, nullptr, nullptr);
+  ASSERT_TRUE(model.is_ok()) << model.status().to_string();
+  const GgufFile& file = *(*model)->file;
+  const auto up = file.tensor_data(*file.find_tensor("blk.0.ffn_up.weight"));
+  const auto embd = file.tensor_data(*file.find_tensor("token_embd.weight"));
+  ASSERT_GT(resident_pages(up), 0u);
+  const std::vector<float> streamed = logits(**model);  // packs (where the CPU can) and frees
+  EXPECT_EQ(streamed, local_logits()) << "the embedding rows must still be there";
+  if (packing_supported(TensorType::kQ8_0)) {
+    EXPECT_EQ(resident_pages(up), 0u) << "the packed matrix's streamed bytes stay in memory";
+    EXPECT_GT(resident_pages(embd), 0u);
+  }
 }
 
 TEST_F(SlicesTest, AMatchingCopyInTheDataDirIsUsedAndNothingIsStreamed) {

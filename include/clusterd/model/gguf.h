@@ -103,9 +103,10 @@ class GgufFile {
   // must outlive the returned object.
   static Result<std::unique_ptr<GgufFile>> parse(std::span<const uint8_t> bytes, const std::string& name);
   // The same over bytes that `owner` keeps alive (a buffer of slices streamed from a
-  // peer); the file holds `owner` until it is destroyed.
+  // peer); the file holds `owner` until it is destroyed. With `discardable`, the bytes
+  // are a private anonymous mapping whose pages discard() may free.
   static Result<std::unique_ptr<GgufFile>> parse(std::span<const uint8_t> bytes, const std::string& name,
-                                                 std::shared_ptr<const void> owner);
+                                                 std::shared_ptr<const void> owner, bool discardable = false);
   ~GgufFile();
 
   uint32_t version() const { return version_; }
@@ -121,6 +122,10 @@ class GgufFile {
   // process's memory, for data that has been copied elsewhere: a mapped file pages them
   // in again if they are read later; an in-memory image is left as it is.
   void release(std::span<const uint8_t> bytes) const;
+  // As release, for data that will never be read again (copied, and its only reader
+  // switched to the copy): a discardable image also frees those pages, which read as
+  // zeros afterwards.
+  void discard(std::span<const uint8_t> bytes) const;
   uint64_t data_offset() const { return data_offset_; }  // file offset of the data section
   uint64_t file_size() const { return bytes_.size(); }
 
@@ -130,6 +135,7 @@ class GgufFile {
   void* map_ = nullptr;  // munmap'ed in the destructor when set
   size_t map_size_ = 0;
   std::shared_ptr<const void> owner_;
+  bool discardable_ = false;
   std::span<const uint8_t> bytes_;
   uint32_t version_ = 0;
   uint32_t alignment_ = 32;
