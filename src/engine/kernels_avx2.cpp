@@ -2,6 +2,7 @@
 // function carries its own target attribute and callers check cpu_has_avx2() first.
 // Integer parts are exact as in the scalar references (for quants in [-127, 127], all
 // that the quantizers produce); float parts add in a different order.
+#include <algorithm>
 #include <cstdint>
 
 #include "clusterd/engine/quant.h"
@@ -240,6 +241,76 @@ CLUSTERD_AVX2 float vec_dot_bf16_f32_avx2(int n, const uint16_t* x, const float*
   return hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]))) + tail;
 }
 
+namespace {
+
+template <bool kBF16>
+CLUSTERD_AVX2 inline __m256 widen_half(const uint16_t* p) {
+  return kBF16 ? load_bf16(p) : load_f16(p);
+}
+
+// One row by T tokens, each (row, token) summed exactly as vec_dot_f16_f32_avx2 /
+// vec_dot_bf16_f32_avx2 sum it (four accumulators over 32-element steps, then 8, then
+// a scalar tail), so a tile gives each token what the row kernel gives it alone.
+template <bool kBF16, int T>
+CLUSTERD_AVX2 void half_tile_avx2(const uint16_t* w, const float* x, size_t x_stride, int n, float* y,
+                                  size_t y_stride) {
+  __m256 acc[T][4];
+  for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 32 <= n; i += 32) {
+    for (int k = 0; k < 4; ++k) {
+      const __m256 ws = widen_half<kBF16>(w + i + 8 * k);
+      for (int t = 0; t < T; ++t) {
+        acc[t][k] = _mm256_fmadd_ps(ws, _mm256_loadu_ps(x + t * x_stride + i + 8 * k), acc[t][k]);
+      }
+    }
+  }
+  for (; i + 8 <= n; i += 8) {
+    const __m256 ws = widen_half<kBF16>(w + i);
+    for (int t = 0; t < T; ++t) acc[t][0] = _mm256_fmadd_ps(ws, _mm256_loadu_ps(x + t * x_stride + i), acc[t][0]);
+  }
+  for (int t = 0; t < T; ++t) {
+    float tail = 0.0f;
+    for (int j = i; j < n; ++j) tail += (kBF16 ? bf16_to_fp32(w[j]) : half_to_float(w[j])) * x[t * x_stride + j];
+    y[t * y_stride] =
+        hsum(_mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]), _mm256_add_ps(acc[t][2], acc[t][3]))) + tail;
+  }
+}
+
+// Rows in chunks of about 128 KB, which stay in L2 while every three tokens pass over
+// them (12 accumulators: AVX2 has 16 registers).
+template <bool kBF16>
+void half_rows_avx2(const uint16_t* w, size_t w_stride, int rows, const float* x, size_t x_stride, int tokens, int n,
+                    float* y, size_t y_stride) {
+  const int chunk = std::max<int>(4, static_cast<int>((128 << 10) / (2 * w_stride)));
+  for (int r0 = 0; r0 < rows; r0 += chunk) {
+    const int r1 = std::min(rows, r0 + chunk);
+    for (int t = 0; t < tokens; t += 3) {
+      const float* xt = x + t * x_stride;
+      for (int r = r0; r < r1; ++r) {
+        const uint16_t* wr = w + r * w_stride;
+        float* yt = y + t * y_stride + r;
+        switch (std::min(3, tokens - t)) {
+          case 1: half_tile_avx2<kBF16, 1>(wr, xt, x_stride, n, yt, y_stride); break;
+          case 2: half_tile_avx2<kBF16, 2>(wr, xt, x_stride, n, yt, y_stride); break;
+          default: half_tile_avx2<kBF16, 3>(wr, xt, x_stride, n, yt, y_stride); break;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void dot_half_rows_avx2(TensorType type, const uint16_t* w, size_t w_stride, int rows, const float* x, size_t x_stride,
+                        int tokens, int n, float* y, size_t y_stride) {
+  if (type == TensorType::kBF16) {
+    half_rows_avx2<true>(w, w_stride, rows, x, x_stride, tokens, n, y, y_stride);
+  } else {
+    half_rows_avx2<false>(w, w_stride, rows, x, x_stride, tokens, n, y, y_stride);
+  }
+}
+
 }  // namespace clusterd
 
 #else  // not x86: no AVX2; the entry points exist so that callers link everywhere.
@@ -255,6 +326,15 @@ float vec_dot_q6_K_q8_K_avx2(int n, const block_q6_K* x, const block_q8_K* y) { 
 float vec_dot_f32_avx2(int n, const float* x, const float* y) { return vec_dot_f32(n, x, y); }
 float vec_dot_f16_f32_avx2(int n, const uint16_t* x, const float* y) { return vec_dot_f16_f32(n, x, y); }
 float vec_dot_bf16_f32_avx2(int n, const uint16_t* x, const float* y) { return vec_dot_bf16_f32(n, x, y); }
+void dot_half_rows_avx2(TensorType type, const uint16_t* w, size_t w_stride, int rows, const float* x, size_t x_stride,
+                        int tokens, int n, float* y, size_t y_stride) {
+  for (int r = 0; r < rows; ++r) {
+    for (int t = 0; t < tokens; ++t) {
+      y[t * y_stride + r] = type == TensorType::kBF16 ? vec_dot_bf16_f32(n, w + r * w_stride, x + t * x_stride)
+                                                      : vec_dot_f16_f32(n, w + r * w_stride, x + t * x_stride);
+    }
+  }
+}
 
 }  // namespace clusterd
 

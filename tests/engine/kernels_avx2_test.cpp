@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -292,6 +293,31 @@ TEST_F(KernelsAvx2, HalfAndBf16WidenExactly) {
       y[at] = 1.0f;
       EXPECT_EQ(vec_dot_f16_f32_avx2(n, h.data(), y.data()), fp16_to_fp32(h[at])) << "half 0x" << std::hex << h[at];
       EXPECT_EQ(vec_dot_bf16_f32_avx2(n, b.data(), y.data()), bf16_to_fp32(b[at])) << "bf16 0x" << std::hex << b[at];
+    }
+  }
+}
+
+// Tiles of F16/BF16 rows by tokens give each (row, token) exactly what the row kernel
+// gives it alone, whatever the number of tokens and the row length's tail.
+TEST_F(KernelsAvx2, HalfRowTilesEqualTheRowKernel) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (TensorType type : {TensorType::kF16, TensorType::kBF16}) {
+    for (int n : {8, 45, 96, 1000}) {
+      const int rows = 5, tokens = 7;
+      const size_t w_stride = n + 5;
+      std::vector<uint16_t> w(rows * w_stride);
+      for (uint16_t& h : w) h = type == TensorType::kBF16 ? fp32_to_bf16(normal(rng_)) : fp32_to_fp16(normal(rng_));
+      std::vector<float> x(static_cast<size_t>(tokens) * n), y(static_cast<size_t>(tokens) * rows);
+      for (float& f : x) f = normal(rng_);
+      dot_half_rows_avx2(type, w.data(), w_stride, rows, x.data(), n, tokens, n, y.data(), rows);
+      for (int r = 0; r < rows; ++r) {
+        for (int t = 0; t < tokens; ++t) {
+          const float alone = type == TensorType::kBF16 ? vec_dot_bf16_f32_avx2(n, &w[r * w_stride], &x[t * n])
+                                                        : vec_dot_f16_f32_avx2(n, &w[r * w_stride], &x[t * n]);
+          ASSERT_EQ(std::memcmp(&alone, &y[t * rows + r], sizeof alone), 0)
+              << tensor_type_name(type) << " n " << n << " row " << r << " token " << t;
+        }
+      }
     }
   }
 }

@@ -262,5 +262,10 @@ float vec_dot_q6_K_q8_K_avx2(int n, const block_q6_K* x, const block_q8_K* y);
 float vec_dot_f32_avx2(int n, const float* x, const float* y);
 float vec_dot_f16_f32_avx2(int n, const uint16_t* x, const float* y);
 float vec_dot_bf16_f32_avx2(int n, const uint16_t* x, const float* y);
+// F16 or BF16 rows times float activation rows, as dot_half_rows_avx512
+// (kernels_avx512.h) but one row by up to three tokens per tile; each result equals
+// vec_dot_f16_f32_avx2 / vec_dot_bf16_f32_avx2 of its row and token.
+void dot_half_rows_avx2(TensorType type, const uint16_t* w, size_t w_stride, int rows, const float* x, size_t x_stride,
+                        int tokens, int n, float* y, size_t y_stride);
 
 }  // namespace clusterd
