@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "clusterd/engine/quant.h"
+#include "row_tiles.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -277,27 +278,18 @@ CLUSTERD_AVX2 void half_tile_avx2(const uint16_t* w, const float* x, size_t x_st
   }
 }
 
-// Rows in chunks of about 128 KB, which stay in L2 while every three tokens pass over
-// them (12 accumulators: AVX2 has 16 registers).
+// One row by up to three tokens per tile (12 accumulators: AVX2 has 16 registers).
 template <bool kBF16>
 void half_rows_avx2(const uint16_t* w, size_t w_stride, int rows, const float* x, size_t x_stride, int tokens, int n,
                     float* y, size_t y_stride) {
-  const int chunk = std::max<int>(4, static_cast<int>((128 << 10) / (2 * w_stride)));
-  for (int r0 = 0; r0 < rows; r0 += chunk) {
-    const int r1 = std::min(rows, r0 + chunk);
-    for (int t = 0; t < tokens; t += 3) {
-      const float* xt = x + t * x_stride;
-      for (int r = r0; r < r1; ++r) {
-        const uint16_t* wr = w + r * w_stride;
-        float* yt = y + t * y_stride + r;
-        switch (std::min(3, tokens - t)) {
-          case 1: half_tile_avx2<kBF16, 1>(wr, xt, x_stride, n, yt, y_stride); break;
-          case 2: half_tile_avx2<kBF16, 2>(wr, xt, x_stride, n, yt, y_stride); break;
-          default: half_tile_avx2<kBF16, 3>(wr, xt, x_stride, n, yt, y_stride); break;
-        }
-      }
-    }
-  }
+  for_each_row_tile(rows, tokens, 1, 3, 2 * w_stride, [&](int r, int, int t, int nt) {
+    const uint16_t* wr = w + r * w_stride;
+    const float* xt = x + t * x_stride;
+    float* yt = y + t * y_stride + r;
+    if (nt == 1) half_tile_avx2<kBF16, 1>(wr, xt, x_stride, n, yt, y_stride);
+    if (nt == 2) half_tile_avx2<kBF16, 2>(wr, xt, x_stride, n, yt, y_stride);
+    if (nt == 3) half_tile_avx2<kBF16, 3>(wr, xt, x_stride, n, yt, y_stride);
+  });
 }
 
 }  // namespace

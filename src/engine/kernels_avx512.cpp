@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "row_tiles.h"
+
 #if defined(__x86_64__)
 #include "avx512_intrinsics.h"
 
@@ -402,38 +404,22 @@ CLUSTERD_AVX512 void half_tile(const uint16_t* w, size_t w_stride, const float* 
   }
 }
 
-template <bool kBF16, int R>
-void half_tile_for(int tokens, const uint16_t* w, size_t w_stride, const float* x, size_t x_stride, int n, float* y,
-                   size_t y_stride) {
-  switch (tokens) {
-    case 1: return half_tile<kBF16, R, 1>(w, w_stride, x, x_stride, n, y, y_stride);
-    case 2: return half_tile<kBF16, R, 2>(w, w_stride, x, x_stride, n, y, y_stride);
-    default: return half_tile<kBF16, R, 3>(w, w_stride, x, x_stride, n, y, y_stride);
-  }
-}
-
 // Tiles of two rows by three tokens (24 accumulators; each widened weight vector
-// serves three tokens, each activation vector two rows), one row by one token alone.
-// Rows go in chunks of about 128 KB, which stay in L2 while every group of tokens
-// passes over them; a group's activations stay in L1 across the chunk's rows.
+// serves three tokens, each activation vector two rows); one row by one token alone.
 template <bool kBF16>
 void half_rows(const uint16_t* w, size_t w_stride, int rows, const float* x, size_t x_stride, int tokens, int n,
                float* y, size_t y_stride) {
-  const int chunk = std::max<int>(4, static_cast<int>((128 << 10) / (2 * w_stride)));
-  for (int r0 = 0; r0 < rows; r0 += chunk) {
-    const int r1 = std::min(rows, r0 + chunk);
-    for (int t = 0; t < tokens; t += 3) {
-      const int nt = std::min(3, tokens - t);
-      const float* xt = x + t * x_stride;
-      int r = r0;
-      if (tokens > 1) {
-        for (; r + 2 <= r1; r += 2)
-          half_tile_for<kBF16, 2>(nt, w + r * w_stride, w_stride, xt, x_stride, n, y + t * y_stride + r, y_stride);
-      }
-      for (; r < r1; ++r)
-        half_tile_for<kBF16, 1>(nt, w + r * w_stride, w_stride, xt, x_stride, n, y + t * y_stride + r, y_stride);
-    }
-  }
+  for_each_row_tile(rows, tokens, tokens > 1 ? 2 : 1, 3, 2 * w_stride, [&](int r, int nr, int t, int nt) {
+    const uint16_t* wr = w + r * w_stride;
+    const float* xt = x + t * x_stride;
+    float* yt = y + t * y_stride + r;
+    if (nr == 2 && nt == 3) half_tile<kBF16, 2, 3>(wr, w_stride, xt, x_stride, n, yt, y_stride);
+    if (nr == 2 && nt == 2) half_tile<kBF16, 2, 2>(wr, w_stride, xt, x_stride, n, yt, y_stride);
+    if (nr == 2 && nt == 1) half_tile<kBF16, 2, 1>(wr, w_stride, xt, x_stride, n, yt, y_stride);
+    if (nr == 1 && nt == 3) half_tile<kBF16, 1, 3>(wr, w_stride, xt, x_stride, n, yt, y_stride);
+    if (nr == 1 && nt == 2) half_tile<kBF16, 1, 2>(wr, w_stride, xt, x_stride, n, yt, y_stride);
+    if (nr == 1 && nt == 1) half_tile<kBF16, 1, 1>(wr, w_stride, xt, x_stride, n, yt, y_stride);
+  });
 }
 
 }  // namespace

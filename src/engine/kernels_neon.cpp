@@ -3,6 +3,10 @@
 // order (the K-quants, which spend 256 elements per float step anyway).
 #include "clusterd/engine/kernels_neon.h"
 
+#include <algorithm>
+
+#include "row_tiles.h"
+
 #if defined(CLUSTERD_HAVE_NEON_KERNELS)
 #include <arm_neon.h>
 
@@ -231,6 +235,60 @@ float vec_dot_f16_f32_neon(int n, const uint16_t* x, const float* y) {
   double sum = vaddvq_f64(total);
   for (; i < n; ++i) sum += double{half_to_float(x[i])} * double{y[i]};
   return static_cast<float>(sum);
+}
+
+namespace {
+
+// One row by T tokens, each token's sum computed exactly as vec_dot_f16_f32_neon
+// computes it (runs of 64 in float, the runs and the tail in double), each widened
+// weight vector serving the T tokens.
+template <int T>
+void f16_tile(const uint16_t* w, const float* x, size_t x_stride, int n, float* y, size_t y_stride) {
+  constexpr int kRun = 64;
+  float64x2_t total[T];
+  for (int t = 0; t < T; ++t) total[t] = vdupq_n_f64(0.0);
+  int i = 0;
+  for (; i + kRun <= n; i += kRun) {
+    float32x4_t acc[T][4];
+    for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = vdupq_n_f32(0.0f);
+    for (int j = i; j < i + kRun; j += 16) {
+      const float16x8_t h0 = vreinterpretq_f16_u16(vld1q_u16(w + j));
+      const float16x8_t h1 = vreinterpretq_f16_u16(vld1q_u16(w + j + 8));
+      const float32x4_t w0 = vcvt_f32_f16(vget_low_f16(h0)), w1 = vcvt_high_f32_f16(h0);
+      const float32x4_t w2 = vcvt_f32_f16(vget_low_f16(h1)), w3 = vcvt_high_f32_f16(h1);
+      for (int t = 0; t < T; ++t) {
+        const float* xt = x + t * x_stride + j;
+        acc[t][0] = vfmaq_f32(acc[t][0], w0, vld1q_f32(xt));
+        acc[t][1] = vfmaq_f32(acc[t][1], w1, vld1q_f32(xt + 4));
+        acc[t][2] = vfmaq_f32(acc[t][2], w2, vld1q_f32(xt + 8));
+        acc[t][3] = vfmaq_f32(acc[t][3], w3, vld1q_f32(xt + 12));
+      }
+    }
+    for (int t = 0; t < T; ++t) {
+      const float32x4_t run = vaddq_f32(vaddq_f32(acc[t][0], acc[t][1]), vaddq_f32(acc[t][2], acc[t][3]));
+      total[t] = vaddq_f64(total[t], vcvt_f64_f32(vget_low_f32(run)));
+      total[t] = vaddq_f64(total[t], vcvt_high_f64_f32(run));
+    }
+  }
+  for (int t = 0; t < T; ++t) {
+    double sum = vaddvq_f64(total[t]);
+    for (int j = i; j < n; ++j) sum += double{half_to_float(w[j])} * double{x[t * x_stride + j]};
+    y[t * y_stride] = static_cast<float>(sum);
+  }
+}
+
+}  // namespace
+
+void dot_f16_rows_neon(const uint16_t* w, size_t w_stride, int rows, const float* x, size_t x_stride, int tokens, int n,
+                       float* y, size_t y_stride) {
+  for_each_row_tile(rows, tokens, 1, 3, 2 * w_stride, [&](int r, int, int t, int nt) {
+    const uint16_t* wr = w + r * w_stride;
+    const float* xt = x + t * x_stride;
+    float* yt = y + t * y_stride + r;
+    if (nt == 1) f16_tile<1>(wr, xt, x_stride, n, yt, y_stride);
+    if (nt == 2) f16_tile<2>(wr, xt, x_stride, n, yt, y_stride);
+    if (nt == 3) f16_tile<3>(wr, xt, x_stride, n, yt, y_stride);
+  });
 }
 
 }  // namespace clusterd

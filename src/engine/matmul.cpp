@@ -178,6 +178,14 @@ void quantize_activations(TensorType act, const float* x, int64_t n_in, int n_to
 // rows in tiles that stay in L2), the rest one token at a time.
 void product_rows(const WeightMatrix& w, const uint8_t* a, size_t act_row_bytes, int n_tokens, float* y, int64_t begin,
                   int64_t end) {
+#if defined(CLUSTERD_HAVE_NEON_KERNELS)
+  if (w.type == TensorType::kF16 && w.row_stride % 2 == 0) {  // tiles of rows by tokens
+    dot_f16_rows_neon(reinterpret_cast<const uint16_t*>(w.data + begin * w.row_stride), w.row_stride / 2,
+                      static_cast<int>(end - begin), reinterpret_cast<const float*>(a), act_row_bytes / sizeof(float),
+                      n_tokens, static_cast<int>(w.n_in), y + begin, static_cast<size_t>(w.n_out));
+    return;
+  }
+#endif
   // F16 and BF16 rows by float activations: tiles of rows by tokens (AVX-512, AVX2).
   static const bool avx512 = cpu_has_avx512_vnni(), avx2 = cpu_has_avx2();
   if ((avx512 || avx2) && (w.type == TensorType::kF16 || w.type == TensorType::kBF16) && w.row_stride % 2 == 0) {

@@ -362,6 +362,24 @@ void test_f16(Checks& checks, Random& rnd) {
   check("x=65504 y=1", largest, one);
   check("x=+-65504 y=+-1", alternating, sign);
   check("x=2^-24 (subnormal) y=1", tiny, one);
+
+  // Tiles of rows by tokens give each (row, token) exactly the row kernel's result.
+  for (int len : {7, 64, 100, 1000}) {
+    const int rows = 4, tokens = 5;
+    const size_t stride = len + 3;
+    std::vector<uint16_t> w(rows * stride);
+    const auto values = rnd.gaussian(static_cast<int>(w.size()), 0.1f);
+    fp32_to_fp16_row(values.data(), w.data(), static_cast<int64_t>(w.size()));
+    const auto x = rnd.gaussian(tokens * len, 1.0f);
+    std::vector<float> y(tokens * rows);
+    dot_f16_rows_neon(w.data(), stride, rows, x.data(), len, tokens, len, y.data(), rows);
+    for (int r = 0; r < rows; ++r) {
+      for (int t = 0; t < tokens; ++t) {
+        checks.exact("f16 tile n=" + std::to_string(len) + " row " + std::to_string(r) + " token " + std::to_string(t),
+                     vec_dot_f16_f32_neon(len, &w[r * stride], &x[t * len]), y[t * rows + r]);
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 // elements, a multiple of the weight's block size (any n for f16).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "clusterd/engine/quant.h"
@@ -32,6 +33,11 @@ float vec_dot_q6_K_q8_K_neon(int n, const block_q6_K* x, const block_q8_K* y);
 // Products are added in float over runs of 64 elements, the runs in double, as the
 // reference accumulates in double.
 float vec_dot_f16_f32_neon(int n, const uint16_t* x, const float* y);
+// F16 rows (`rows` of n, w_stride elements apart) times float activation rows (`tokens`,
+// x_stride apart): y[t * y_stride + r], one row by up to three tokens per tile, each
+// result equal to vec_dot_f16_f32_neon of its row and token.
+void dot_f16_rows_neon(const uint16_t* w, size_t w_stride, int rows, const float* x, size_t x_stride, int tokens, int n,
+                       float* y, size_t y_stride);
 
 // True when the int8 kernels were built for SDOT (vdotq_s32); for tests and logs.
 constexpr bool neon_kernels_use_dotprod() {
