@@ -7,43 +7,33 @@
 #include "clusterd/engine/kernels_avx512.h"
 #include "clusterd/engine/matmul.h"
 #include "clusterd/engine/quant.h"
+#include "packed_layout.h"
 
 namespace clusterd {
 
 namespace {
 
-// Bytes of quants per block of a group, and the offset added to stored weights.
-int block_quant_bytes(TensorType type) { return type == TensorType::kQ8_0 ? 512 : 256; }
-int weight_offset(TensorType type) { return type == TensorType::kQ8_0 ? 128 : 8; }
+using namespace packed_layout;
 
-// q8_0/q4_0: one block of a pair (both groups' quants, then both groups' scales).
-size_t pair_block_bytes(TensorType type) { return 2 * block_quant_bytes(type) + 2 * kPackedRows * sizeof(uint16_t); }
+// The group's place in its pair, for the layout's offsets.
+int in_pair(int64_t g) { return static_cast<int>(g % 2); }
+
+// The offset added to stored q8_0 / q4_0 weights.
+int weight_offset(TensorType type) { return type == TensorType::kQ8_0 ? 128 : 8; }
 
 // Where group g's quants and scales of block b start.
 size_t quants_at(TensorType type, int nb, int64_t g, int b) {
-  return (g / 2) * packed_pair_bytes(type, int64_t{nb} * 32) + b * pair_block_bytes(type) +
-         (g % 2) * block_quant_bytes(type);
+  const bool q4 = type == TensorType::kQ4_0;
+  return (g / 2) * packed_pair_bytes(type, int64_t{nb} * 32) + b * pair_block_bytes(q4) + block_quants(q4, in_pair(g));
 }
 size_t scales_at(TensorType type, int nb, int64_t g, int b) {
-  return quants_at(type, nb, g, b) + (2 - g % 2) * block_quant_bytes(type) + (g % 2) * kPackedRows * sizeof(uint16_t);
+  const bool q4 = type == TensorType::kQ4_0;
+  return (g / 2) * packed_pair_bytes(type, int64_t{nb} * 32) + b * pair_block_bytes(q4) + block_scales(q4, in_pair(g));
 }
-
-// A q4_K or q5_K pair record of one superblock (packed.h): where group g's (g % 2 of
-// its pair) parts start. q5_K's chunks begin with both groups' two fifth-bit vectors.
-constexpr size_t kQ4KPairRecord = 4736, kQ5KPairRecord = 5760;
-size_t q4_K_scales(int64_t g) { return (g % 2) * 128; }
-size_t q4_K_mins(int64_t g) { return 256 + (g % 2) * 128; }
-size_t q4_K_d(int64_t g) { return 512 + (g % 2) * 32; }
-size_t q4_K_dmin(int64_t g) { return 576 + (g % 2) * 32; }
-size_t q4_K_chunk(bool q5, int c) { return 640 + c * (q5 ? 1280 : 1024); }
-size_t q4_K_quants(bool q5, int64_t g, int c, int p) {
-  return q4_K_chunk(q5, c) + (q5 ? 256 : 0) + p * 128 + (g % 2) * 64;
-}
-size_t q5_K_fifth_bits(int64_t g, int c, int half) { return q4_K_chunk(true, c) + (g % 2) * 128 + half * 64; }
 
 size_t q4_K_record_at(bool q5, int nsb, int64_t g, int sb) {
   return (g / 2) * packed_pair_bytes(q5 ? TensorType::kQ5_K : TensorType::kQ4_K, int64_t{nsb} * kQK_K) +
-         sb * (q5 ? kQ5KPairRecord : kQ4KPairRecord);
+         sb * q4_K_pair_record(q5);
 }
 
 // fn(g, r, sb, block) for every superblock of every row of `w` (row r of group g).
@@ -63,16 +53,17 @@ void for_each_superblock(const WeightMatrix& w, Fn fn) {
 template <typename Block>
 void pack_q4_K_parts(bool q5, uint8_t* record, int64_t g, int r, const Block& block) {
   for (int c = 0; c < 4; ++c) {
-    for (int p = 0; p < 8; ++p) std::memcpy(record + q4_K_quants(q5, g, c, p) + r * 4, block.qs + 32 * c + 4 * p, 4);
+    for (int p = 0; p < 8; ++p)
+      std::memcpy(record + q4_K_quants(q5, in_pair(g), c, p) + r * 4, block.qs + 32 * c + 4 * p, 4);
   }
   for (int sub = 0; sub < 8; ++sub) {
     int sc, m;
     k_quant_scale_min(sub, block.scales, &sc, &m);
-    record[q4_K_scales(g) + sub * kPackedRows + r] = static_cast<uint8_t>(sc);
-    record[q4_K_mins(g) + (sub / 2) * 32 + r * 2 + sub % 2] = static_cast<uint8_t>(m);
+    record[q4_K_scales(in_pair(g)) + sub * kPackedRows + r] = static_cast<uint8_t>(sc);
+    record[q4_K_mins(in_pair(g)) + (sub / 2) * 32 + r * 2 + sub % 2] = static_cast<uint8_t>(m);
   }
-  std::memcpy(record + q4_K_d(g) + r * 2, &block.d, 2);
-  std::memcpy(record + q4_K_dmin(g) + r * 2, &block.dmin, 2);
+  std::memcpy(record + q4_K_d(in_pair(g)) + r * 2, &block.d, 2);
+  std::memcpy(record + q4_K_dmin(in_pair(g)) + r * 2, &block.dmin, 2);
 }
 
 void pack_q4_K(const WeightMatrix& w, uint8_t* out) {
@@ -95,18 +86,13 @@ void pack_q5_K(const WeightMatrix& w, uint8_t* out) {
         for (int p = 0; p < 8; ++p) {
           for (int i = 0; i < 4; ++i) {
             const int bit = block.qh[4 * p + i] >> (2 * c + half) & 1;
-            record[q5_K_fifth_bits(g, c, half) + r * 4 + i] |= static_cast<uint8_t>(bit << p);
+            record[q5_K_fifth_bits(in_pair(g), c, half) + r * 4 + i] |= static_cast<uint8_t>(bit << p);
           }
         }
       }
     }
   });
 }
-
-// A q6_K pair record (packed.h): both groups' scales, both groups' d, then per
-// sub-block group 0's three vectors and group 1's.
-constexpr size_t kQ6KScales = 0, kQ6KD = 512, kQ6KQuants = 576, kQ6KSubBlock = 192;
-constexpr size_t kQ6KPairRecord = 6720;
 
 size_t q6_K_record_at(int nsb, int64_t g, int sb) {
   return (g / 2) * packed_pair_bytes(TensorType::kQ6_K, int64_t{nsb} * kQK_K) + sb * kQ6KPairRecord;
@@ -119,7 +105,7 @@ struct Q6KPlace {
   int low_shift, high_shift;
 };
 Q6KPlace q6_K_place(int64_t g, int s, int r, int i) {
-  const size_t sub = kQ6KQuants + (2 * s + g % 2) * kQ6KSubBlock;
+  const size_t sub = q6_K_sub_block(in_pair(g), s);
   const int quarter = i / 4;  // vectors: low nibbles of quarters 0, 1 | of 2, 3 | high bits of all four
   return {sub + (quarter / 2) * 64 + r * 4 + i % 4, sub + 128 + r * 4 + i % 4, 4 * (quarter % 2), 2 * quarter};
 }
@@ -129,7 +115,7 @@ void pack_q6_K(const WeightMatrix& w, uint8_t* out) {
   for_each_superblock<block_q6_K>(w, [&](int64_t g, int r, int sb, const block_q6_K& block) {
     uint8_t* record = out + q6_K_record_at(nsb, g, sb);
     for (int s = 0; s < 16; ++s) {
-      record[kQ6KScales + (g % 2) * 256 + s * kPackedRows + r] = static_cast<uint8_t>(block.scales[s]);
+      record[q6_K_scales(in_pair(g)) + s * kPackedRows + r] = static_cast<uint8_t>(block.scales[s]);
       for (int i = 0; i < 16; ++i) {
         const int q = q6_K_quant_at(block, 16 * s + i);
         const Q6KPlace at = q6_K_place(g, s, r, i);
@@ -137,7 +123,7 @@ void pack_q6_K(const WeightMatrix& w, uint8_t* out) {
         record[at.high] |= static_cast<uint8_t>((q >> 4) << at.high_shift);
       }
     }
-    std::memcpy(record + kQ6KD + (g % 2) * 32 + r * 2, &block.d, 2);
+    std::memcpy(record + q6_K_d(in_pair(g)) + r * 2, &block.d, 2);
   });
 }
 
@@ -163,24 +149,24 @@ void reference_superblocks(int64_t n_in, int64_t n_out, const PackedActivations&
 void reference_q6_K(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a, int n_tokens,
                     float* y, int64_t pair_begin, int64_t pair_end) {
   const int nsb = static_cast<int>(n_in / kQK_K);
-  reference_superblocks(
-      n_in, n_out, a, n_tokens, y, pair_begin, pair_end,
-      [&](int64_t g, int r, int, int sb, const block_q8_K& y_block, float& acc) {
-        const uint8_t* record = packed + q6_K_record_at(nsb, g, sb);
-        int32_t total = 0;
-        for (int s = 0; s < 16; ++s) {
-          int32_t dot = -32 * y_block.bsums[s];
-          for (int i = 0; i < 16; ++i) {
-            const Q6KPlace at = q6_K_place(g, s, r, i);
-            const int q = (record[at.low] >> at.low_shift & 0x0f) | (record[at.high] >> at.high_shift & 3) << 4;
-            dot += q * y_block.qs[16 * s + i];
-          }
-          total += static_cast<int8_t>(record[kQ6KScales + (g % 2) * 256 + s * kPackedRows + r]) * dot;
-        }
-        uint16_t d;
-        std::memcpy(&d, record + kQ6KD + (g % 2) * 32 + r * 2, 2);
-        acc = std::fma(static_cast<float>(total), fp16_to_fp32(d) * y_block.d, acc);
-      });
+  reference_superblocks(n_in, n_out, a, n_tokens, y, pair_begin, pair_end,
+                        [&](int64_t g, int r, int, int sb, const block_q8_K& y_block, float& acc) {
+                          const uint8_t* record = packed + q6_K_record_at(nsb, g, sb);
+                          int32_t total = 0;
+                          for (int s = 0; s < 16; ++s) {
+                            int32_t dot = -32 * y_block.bsums[s];
+                            for (int i = 0; i < 16; ++i) {
+                              const Q6KPlace at = q6_K_place(g, s, r, i);
+                              const int q =
+                                  (record[at.low] >> at.low_shift & 0x0f) | (record[at.high] >> at.high_shift & 3) << 4;
+                              dot += q * y_block.qs[16 * s + i];
+                            }
+                            total += static_cast<int8_t>(record[q6_K_scales(in_pair(g)) + s * kPackedRows + r]) * dot;
+                          }
+                          uint16_t d;
+                          std::memcpy(&d, record + q6_K_d(in_pair(g)) + r * 2, 2);
+                          acc = std::fma(static_cast<float>(total), fp16_to_fp32(d) * y_block.d, acc);
+                        });
 }
 
 void reference_q4_K(bool q5, const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a,
@@ -194,18 +180,19 @@ void reference_q4_K(bool q5, const uint8_t* packed, int64_t n_in, int64_t n_out,
                             const int c = sub / 2, half = sub % 2;
                             int32_t dot = 0;
                             for (int k = 0; k < 32; ++k) {
-                              const uint8_t byte = record[q4_K_quants(q5, g, c, k / 4) + r * 4 + k % 4];
+                              const uint8_t byte = record[q4_K_quants(q5, in_pair(g), c, k / 4) + r * 4 + k % 4];
                               int q = half ? byte >> 4 : byte & 0x0f;
-                              if (q5) q |= (record[q5_K_fifth_bits(g, c, half) + r * 4 + k % 4] >> (k / 4) & 1) << 4;
+                              if (q5)
+                                q |= (record[q5_K_fifth_bits(in_pair(g), c, half) + r * 4 + k % 4] >> (k / 4) & 1) << 4;
                               dot += q * y_block.qs[64 * c + 32 * half + k];
                             }
-                            total += record[q4_K_scales(g) + sub * kPackedRows + r] * dot;
-                            mins += record[q4_K_mins(g) + (sub / 2) * 32 + r * 2 + sub % 2] *
+                            total += record[q4_K_scales(in_pair(g)) + sub * kPackedRows + r] * dot;
+                            mins += record[q4_K_mins(in_pair(g)) + (sub / 2) * 32 + r * 2 + sub % 2] *
                                     a.sums32[(t * nsb + sb) * 8 + sub];
                           }
                           uint16_t d, dmin;
-                          std::memcpy(&d, record + q4_K_d(g) + r * 2, 2);
-                          std::memcpy(&dmin, record + q4_K_dmin(g) + r * 2, 2);
+                          std::memcpy(&d, record + q4_K_d(in_pair(g)) + r * 2, 2);
+                          std::memcpy(&dmin, record + q4_K_dmin(in_pair(g)) + r * 2, 2);
                           acc = std::fma(static_cast<float>(total), fp16_to_fp32(d) * y_block.d, acc);
                           acc = std::fma(-static_cast<float>(mins), fp16_to_fp32(dmin) * y_block.d, acc);
                         });
@@ -223,10 +210,10 @@ bool packing_supported(TensorType type) {
 }
 
 size_t packed_pair_bytes(TensorType type, int64_t n_in) {
-  if (type == TensorType::kQ4_K) return static_cast<size_t>(n_in / kQK_K) * kQ4KPairRecord;
-  if (type == TensorType::kQ5_K) return static_cast<size_t>(n_in / kQK_K) * kQ5KPairRecord;
+  if (type == TensorType::kQ4_K) return static_cast<size_t>(n_in / kQK_K) * q4_K_pair_record(false);
+  if (type == TensorType::kQ5_K) return static_cast<size_t>(n_in / kQK_K) * q4_K_pair_record(true);
   if (type == TensorType::kQ6_K) return static_cast<size_t>(n_in / kQK_K) * kQ6KPairRecord;
-  return static_cast<size_t>(n_in / 32) * pair_block_bytes(type);
+  return static_cast<size_t>(n_in / 32) * pair_block_bytes(type == TensorType::kQ4_0);
 }
 
 size_t packed_matrix_bytes(TensorType type, int64_t n_in, int64_t n_out) {

@@ -8,12 +8,15 @@
 #include <cstring>
 
 #include "clusterd/engine/packed.h"
+#include "packed_layout.h"
 
 #if defined(__x86_64__)
 #include "avx512_intrinsics.h"
 
 namespace clusterd {
 namespace {
+
+using namespace packed_layout;
 
 constexpr int kYQuants = 2;  // offset of qs in block_q8_0 (after the fp16 d)
 constexpr int kYBlock = 34;  // sizeof(block_q8_0)
@@ -54,14 +57,12 @@ CLUSTERD_AVX512 inline void store_tile(const __m512 (&acc)[R][T], float* y, int6
   }
 }
 
-// One pair of row groups (R = 2) by T tokens. Per block of the pair: group r's quants
-// at r * kQuantBytes, its 16 fp16 scales at 2 * kQuantBytes + 32 * r.
+// One pair of row groups (R = 2) by T tokens, block by block (packed_layout.h).
 template <bool kQ4, int T>
 CLUSTERD_AVX512 void tile(const uint8_t* pair, int nb, const PackedActivations& a, int t0, float* y, int64_t n_out,
                           int64_t row0) {
   constexpr int R = 2;
-  constexpr int kQuantBytes = kQ4 ? 256 : 512;
-  constexpr size_t kPairBlock = 2 * kQuantBytes + 64;
+  constexpr size_t kPairBlock = pair_block_bytes(kQ4);
   constexpr int kOffset = kQ4 ? 8 : 128;
   const __m512i low_nibbles = _mm512_set1_epi8(0x0f);
   __m512 acc[R][T];
@@ -85,7 +86,7 @@ CLUSTERD_AVX512 void tile(const uint8_t* pair, int nb, const PackedActivations& 
       for (int j = 0; j < 4; ++j) {
 #pragma GCC unroll 16
         for (int r = 0; r < R; ++r) {
-          const __m512i v = load512(block + r * kQuantBytes + 64 * j);
+          const __m512i v = load512(block + block_quants(kQ4, r) + 64 * j);
           const __m512i low = _mm512_and_si512(v, low_nibbles);
           const __m512i high = _mm512_and_si512(_mm512_srli_epi16(v, 4), low_nibbles);
 #pragma GCC unroll 16
@@ -100,7 +101,7 @@ CLUSTERD_AVX512 void tile(const uint8_t* pair, int nb, const PackedActivations& 
       for (int j = 0; j < 8; ++j) {
 #pragma GCC unroll 16
         for (int r = 0; r < R; ++r) {
-          const __m512i v = load512(block + r * kQuantBytes + 64 * j);
+          const __m512i v = load512(block + block_quants(kQ4, r) + 64 * j);
 #pragma GCC unroll 16
           for (int t = 0; t < T; ++t) {
             __m512i& into = j % 2 ? odd[r][t] : sum[r][t];
@@ -112,7 +113,7 @@ CLUSTERD_AVX512 void tile(const uint8_t* pair, int nb, const PackedActivations& 
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const __m512 dw =
-          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2 * kQuantBytes + 32 * r)));
+          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + block_scales(kQ4, r))));
 #pragma GCC unroll 16
       for (int t = 0; t < T; ++t) {
         const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(a.d[(t0 + t) * nb + b]));
@@ -158,23 +159,6 @@ void run(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivat
 // by VPDPWSSD.
 // q5_K goes the same way, its fifth bits merged into the nibbles (at bit 4) by
 // VPTERNLOGD before the products.
-// A pair's record of one superblock, and where group g's (0 or 1) parts start in it.
-template <bool kQ5>
-constexpr size_t kPairRecord = kQ5 ? 5760 : 4736;
-constexpr size_t kQ4KHeader = 640;  // scales, mins, d and dmin of both groups
-constexpr size_t q4_K_scales(int g) { return g * 128; }
-constexpr size_t q4_K_mins(int g) { return 256 + g * 128; }
-constexpr size_t q4_K_d(int g) { return 512 + g * 32; }
-constexpr size_t q4_K_dmin(int g) { return 576 + g * 32; }
-template <bool kQ5>
-constexpr size_t q4_K_chunk(int c) {
-  return kQ4KHeader + c * (kQ5 ? 1280 : 1024);
-}
-template <bool kQ5>
-constexpr size_t q4_K_quants(int g, int c, int p) {
-  return q4_K_chunk<kQ5>(c) + (kQ5 ? 256 : 0) + p * 128 + g * 64;
-}
-constexpr size_t q5_K_fifth_bits(int g, int c, int half) { return q4_K_chunk<true>(c) + g * 128 + half * 64; }
 constexpr int kSelect = 0xe4;  // VPTERNLOGD: c ? a : b, bit by bit
 
 // Bit p of every byte of v, moved to bit 4 (other bits unspecified; p is a constant
@@ -195,7 +179,7 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t
   auto group = [&](int r) { return static_cast<int>((g0 + r) % 2); };
   const __m512i low_nibbles = _mm512_set1_epi8(0x0f), high_nibbles = _mm512_set1_epi8(static_cast<char>(0xf0));
   const __m512i bit4 = _mm512_set1_epi8(0x10);
-  constexpr size_t kPairRecords = kPairRecord<kQ5>;
+  constexpr size_t kPairRecords = q4_K_pair_record(kQ5);
   __m512 acc[R][T];
   zero_tile(acc);
   for (int sb = 0; sb < nsb; ++sb) {
@@ -241,7 +225,7 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t
       for (int p = 0; p < 8; ++p) {
 #pragma GCC unroll 16
         for (int r = 0; r < R; ++r) {
-          const uint8_t* line = base(r) + record + q4_K_quants<kQ5>(group(r), c, p);
+          const uint8_t* line = base(r) + record + q4_K_quants(kQ5, group(r), c, p);
           if constexpr (kPrefetch) prefetch(line + kPairRecords);
           const __m512i v = load512(line);
           __m512i lo, hi;
@@ -346,7 +330,6 @@ void run_q4_K(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedAc
 // merged by VPTERNLOGD), whose VPDPBUSD sums, seeded with -32 * the activations'
 // sub-block sum, take the sub-block's int8 scale by VPMULLD into the superblock's
 // exact total.
-constexpr size_t kQ6KScales = 0, kQ6KD = 512, kQ6KQuants = 576, kQ6KSubBlock = 192, kQ6KPairRecord = 6720;
 constexpr int kQ8KBsums = 260;  // offset of bsums in block_q8_K
 
 // Groups g0.. (R = 2: a whole pair) by T tokens.
@@ -377,14 +360,14 @@ CLUSTERD_AVX512 void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t
     constexpr bool kPrefetch = T == 1;
     if constexpr (kPrefetch) {
 #pragma GCC unroll 9
-      for (size_t at = 0; at < kQ6KQuants; at += 64) prefetch(record + kQ6KPairRecord + at);
+      for (size_t at = 0; at < kQ6KHeader; at += 64) prefetch(record + kQ6KPairRecord + at);
     }
 #pragma GCC unroll 2
     for (int s = 0; s < 16; ++s) {
 #pragma GCC unroll 16
       for (int r = 0; r < R; ++r) {
         const int g = static_cast<int>((g0 + r) % 2);
-        const uint8_t* v = record + kQ6KQuants + (2 * s + g) * kQ6KSubBlock;
+        const uint8_t* v = record + q6_K_sub_block(g, s);
         if constexpr (kPrefetch) {
 #pragma GCC unroll 3
           for (int line = 0; line < 3; ++line) prefetch(v + kQ6KPairRecord + 64 * line);
@@ -398,7 +381,7 @@ CLUSTERD_AVX512 void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t
         const __m512i q3 = _mm512_ternarylogic_epi32(
             _mm512_srli_epi16(low23, 4), _mm512_and_si512(_mm512_srli_epi16(high, 2), bits45), low_nibble, kSelect);
         const __m512i scale = _mm512_cvtepi8_epi32(
-            _mm_loadu_si128(reinterpret_cast<const __m128i*>(record + kQ6KScales + g * 256 + s * kPackedRows)));
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(record + q6_K_scales(g) + s * kPackedRows)));
 #pragma GCC unroll 16
         for (int t = 0; t < T; ++t) {
           __m512i dot = _mm512_set1_epi32(-32 * bsums[t][s]);
@@ -413,7 +396,7 @@ CLUSTERD_AVX512 void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const int g = static_cast<int>((g0 + r) % 2);
-      const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(record + kQ6KD + g * 32)));
+      const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(record + q6_K_d(g))));
 #pragma GCC unroll 16
       for (int t = 0; t < T; ++t) {
         float dy;

@@ -1,0 +1,40 @@
+// Byte offsets of the packed layout (described in include/clusterd/engine/packed.h),
+// shared by the packer and scalar reference (packed.cpp) and the AVX-512 kernels
+// (packed_avx512.cpp). `g` is a group's place in its pair (0 or 1).
+#pragma once
+
+#include <cstddef>
+
+namespace clusterd::packed_layout {
+
+// q8_0 / q4_0: per 32-element block of a pair, group 0's quants, group 1's, then
+// both groups' 16 fp16 scales.
+constexpr size_t block_quant_bytes(bool q4) { return q4 ? 256 : 512; }
+constexpr size_t pair_block_bytes(bool q4) { return 2 * block_quant_bytes(q4) + 64; }
+constexpr size_t block_quants(bool q4, int g) { return g * block_quant_bytes(q4); }
+constexpr size_t block_scales(bool q4, int g) { return 2 * block_quant_bytes(q4) + 32 * g; }
+
+// q4_K / q5_K: per superblock of a pair, a header (both groups' scales, mins, d and
+// dmin), then four 64-element chunks: q5_K's two fifth-bit vectors per group, then
+// vector p of group 0 and of group 1 in turn.
+constexpr size_t kQ4KHeader = 640;
+constexpr size_t q4_K_pair_record(bool q5) { return q5 ? 5760 : 4736; }
+constexpr size_t q4_K_scales(int g) { return g * 128; }
+constexpr size_t q4_K_mins(int g) { return 256 + g * 128; }
+constexpr size_t q4_K_d(int g) { return 512 + g * 32; }
+constexpr size_t q4_K_dmin(int g) { return 576 + g * 32; }
+constexpr size_t q4_K_chunk(bool q5, int c) { return kQ4KHeader + c * (q5 ? 1280 : 1024); }
+constexpr size_t q4_K_quants(bool q5, int g, int c, int p) {
+  return q4_K_chunk(q5, c) + (q5 ? 256 : 0) + p * 128 + g * 64;
+}
+constexpr size_t q5_K_fifth_bits(int g, int c, int half) { return q4_K_chunk(true, c) + g * 128 + half * 64; }
+
+// q6_K: per superblock of a pair, both groups' int8 scales, both groups' fp16 d, then
+// per 16-element sub-block group 0's three vectors and group 1's.
+constexpr size_t kQ6KHeader = 576;  // scales and d of both groups
+constexpr size_t kQ6KPairRecord = 6720;
+constexpr size_t q6_K_scales(int g) { return g * 256; }
+constexpr size_t q6_K_d(int g) { return 512 + g * 32; }
+constexpr size_t q6_K_sub_block(int g, int s) { return kQ6KHeader + (2 * s + g) * 192; }
+
+}  // namespace clusterd::packed_layout
