@@ -282,14 +282,10 @@ CLUSTERD_AVX2 void half_tile_avx2(const uint16_t* w, const float* x, size_t x_st
 template <bool kBF16>
 void half_rows_avx2(const uint16_t* w, size_t w_stride, int rows, const float* x, size_t x_stride, int tokens, int n,
                     float* y, size_t y_stride) {
-  for_each_row_tile(rows, tokens, 1, 3, 2 * w_stride, [&](int r, int, int t, int nt) {
-    const uint16_t* wr = w + r * w_stride;
-    const float* xt = x + t * x_stride;
-    float* yt = y + t * y_stride + r;
-    if (nt == 1) half_tile_avx2<kBF16, 1>(wr, xt, x_stride, n, yt, y_stride);
-    if (nt == 2) half_tile_avx2<kBF16, 2>(wr, xt, x_stride, n, yt, y_stride);
-    if (nt == 3) half_tile_avx2<kBF16, 3>(wr, xt, x_stride, n, yt, y_stride);
-  });
+  for_each_row_tile(w, w_stride, rows, x, x_stride, tokens, y, y_stride, 1, 3,
+                    [&](const uint16_t* wr, const float* xt, float* yt, int, int nt) {
+                      with_count<3>(nt, [&](auto T) { half_tile_avx2<kBF16, T()>(wr, xt, x_stride, n, yt, y_stride); });
+                    });
 }
 
 }  // namespace

@@ -409,17 +409,13 @@ CLUSTERD_AVX512 void half_tile(const uint16_t* w, size_t w_stride, const float* 
 template <bool kBF16>
 void half_rows(const uint16_t* w, size_t w_stride, int rows, const float* x, size_t x_stride, int tokens, int n,
                float* y, size_t y_stride) {
-  for_each_row_tile(rows, tokens, tokens > 1 ? 2 : 1, 3, 2 * w_stride, [&](int r, int nr, int t, int nt) {
-    const uint16_t* wr = w + r * w_stride;
-    const float* xt = x + t * x_stride;
-    float* yt = y + t * y_stride + r;
-    if (nr == 2 && nt == 3) half_tile<kBF16, 2, 3>(wr, w_stride, xt, x_stride, n, yt, y_stride);
-    if (nr == 2 && nt == 2) half_tile<kBF16, 2, 2>(wr, w_stride, xt, x_stride, n, yt, y_stride);
-    if (nr == 2 && nt == 1) half_tile<kBF16, 2, 1>(wr, w_stride, xt, x_stride, n, yt, y_stride);
-    if (nr == 1 && nt == 3) half_tile<kBF16, 1, 3>(wr, w_stride, xt, x_stride, n, yt, y_stride);
-    if (nr == 1 && nt == 2) half_tile<kBF16, 1, 2>(wr, w_stride, xt, x_stride, n, yt, y_stride);
-    if (nr == 1 && nt == 1) half_tile<kBF16, 1, 1>(wr, w_stride, xt, x_stride, n, yt, y_stride);
-  });
+  for_each_row_tile(
+      w, w_stride, rows, x, x_stride, tokens, y, y_stride, tokens > 1 ? 2 : 1, 3,
+      [&](const uint16_t* wr, const float* xt, float* yt, int nr, int nt) {
+        with_count<2>(nr, [&](auto R) {
+          with_count<3>(nt, [&](auto T) { half_tile<kBF16, R(), T()>(wr, w_stride, xt, x_stride, n, yt, y_stride); });
+        });
+      });
 }
 
 }  // namespace

@@ -281,14 +281,10 @@ void f16_tile(const uint16_t* w, const float* x, size_t x_stride, int n, float* 
 
 void dot_f16_rows_neon(const uint16_t* w, size_t w_stride, int rows, const float* x, size_t x_stride, int tokens, int n,
                        float* y, size_t y_stride) {
-  for_each_row_tile(rows, tokens, 1, 3, 2 * w_stride, [&](int r, int, int t, int nt) {
-    const uint16_t* wr = w + r * w_stride;
-    const float* xt = x + t * x_stride;
-    float* yt = y + t * y_stride + r;
-    if (nt == 1) f16_tile<1>(wr, xt, x_stride, n, yt, y_stride);
-    if (nt == 2) f16_tile<2>(wr, xt, x_stride, n, yt, y_stride);
-    if (nt == 3) f16_tile<3>(wr, xt, x_stride, n, yt, y_stride);
-  });
+  for_each_row_tile(w, w_stride, rows, x, x_stride, tokens, y, y_stride, 1, 3,
+                    [&](const uint16_t* wr, const float* xt, float* yt, int, int nt) {
+                      with_count<3>(nt, [&](auto T) { f16_tile<T()>(wr, xt, x_stride, n, yt, y_stride); });
+                    });
 }
 
 }  // namespace clusterd

@@ -46,11 +46,23 @@ using QuantizeFn = void (*)(const float* in, void* blocks, int64_t n);
 // One weight row with four activation rows (kernels_x4.h); out[t] equals the DotFn
 // of the same table for activations[t], bit for bit.
 using DotX4Fn = void (*)(int n, const void* weights, const void* const activations[4], float out[4]);
+// F16/BF16 rows by float activation rows, in tiles of rows by tokens (the rows
+// kernels of kernels_avx512.h, quant.h and kernels_neon.h).
+using HalfRowsFn = void (*)(const uint16_t* w, size_t w_stride, int rows, const float* x, size_t x_stride, int tokens,
+                            int n, float* y, size_t y_stride);
 
 // Adapts a typed kernel to the untyped table entry.
 template <typename W, typename A, float (*F)(int, const W*, const A*)>
 float call(int n, const void* w, const void* a) {
   return F(n, static_cast<const W*>(w), static_cast<const A*>(a));
+}
+
+// Adapts a rows kernel that takes the weight type to one table entry per type.
+template <TensorType kType,
+          void (*F)(TensorType, const uint16_t*, size_t, int, const float*, size_t, int, int, float*, size_t)>
+void call_rows(const uint16_t* w, size_t w_stride, int rows, const float* x, size_t x_stride, int tokens, int n,
+               float* y, size_t y_stride) {
+  F(kType, w, w_stride, rows, x, x_stride, tokens, n, y, y_stride);
 }
 
 template <typename W, typename A, void (*F)(int, const W*, const A* const[4], float[4])>
@@ -66,6 +78,9 @@ struct DotTable {
   DotFn f32, f16, bf16, q8_0, q4_0, q4_K, q5_K, q6_K;
   // Four-token kernels matching the one-row kernels above; null where there is none.
   DotX4Fn q8_0_x4 = nullptr, q4_0_x4 = nullptr, q4_K_x4 = nullptr, q6_K_x4 = nullptr;
+  // Tiled F16/BF16 products; null where there is none (their results may differ from
+  // the one-row kernels above by float rounding, but not between tiles).
+  HalfRowsFn f16_rows = nullptr, bf16_rows = nullptr;
   // Activation quantizers; the SIMD ones write the same bytes as the references.
   QuantizeFn quantize_q8_0 = quantize_row_q8_0, quantize_q8_K = quantize_row_q8_K;
   DotTable() {
@@ -84,6 +99,7 @@ struct DotTable {
     q4_K = call<block_q4_K, block_q8_K, vec_dot_q4_K_q8_K_neon>;
     q5_K = call<block_q5_K, block_q8_K, vec_dot_q5_K_q8_K_neon>;
     q6_K = call<block_q6_K, block_q8_K, vec_dot_q6_K_q8_K_neon>;
+    f16_rows = dot_f16_rows_neon;
 #endif
     if (cpu_has_avx2()) {
       f32 = call<float, float, vec_dot_f32_avx2>;
@@ -98,6 +114,8 @@ struct DotTable {
       q4_0_x4 = call_x4<block_q4_0, block_q8_0, vec_dot_q4_0_q8_0_x4_avx2>;
       q4_K_x4 = call_x4<block_q4_K, block_q8_K, vec_dot_q4_K_q8_K_x4_avx2>;
       q6_K_x4 = call_x4<block_q6_K, block_q8_K, vec_dot_q6_K_q8_K_x4_avx2>;
+      f16_rows = call_rows<TensorType::kF16, dot_half_rows_avx2>;
+      bf16_rows = call_rows<TensorType::kBF16, dot_half_rows_avx2>;
     }
     if (cpu_has_avx512_vnni()) {
       q8_0 = call<block_q8_0, block_q8_0, vec_dot_q8_0_q8_0_avx512>;
@@ -109,6 +127,8 @@ struct DotTable {
       q4_0_x4 = call_x4<block_q4_0, block_q8_0, vec_dot_q4_0_q8_0_x4_avx512>;
       q4_K_x4 = call_x4<block_q4_K, block_q8_K, vec_dot_q4_K_q8_K_x4_avx512>;
       q6_K_x4 = call_x4<block_q6_K, block_q8_K, vec_dot_q6_K_q8_K_x4_avx512>;
+      f16_rows = call_rows<TensorType::kF16, dot_half_rows_avx512>;
+      bf16_rows = call_rows<TensorType::kBF16, dot_half_rows_avx512>;
       quantize_q8_0 = quantize_row_q8_0_avx512;
       quantize_q8_K = quantize_row_q8_K_avx512;
     }
@@ -123,6 +143,9 @@ struct DotTable {
       case TensorType::kQ6_K: return q6_K_x4;
       default: return nullptr;
     }
+  }
+  HalfRowsFn rows_for(TensorType type) const {
+    return type == TensorType::kF16 ? f16_rows : type == TensorType::kBF16 ? bf16_rows : nullptr;
   }
 };
 
@@ -173,26 +196,16 @@ void quantize_activations(TensorType act, const float* x, int64_t n_in, int n_to
   }
 }
 
-// Output rows [begin, end) of y = W·x for every token: with more than four tokens in
-// groups of four through the x4 kernel (each weight block unpacked once per group,
-// rows in tiles that stay in L2), the rest one token at a time.
+// Output rows [begin, end) of y = W·x for every token: F16/BF16 through the table's
+// tiles where it has them; otherwise with more than four tokens in groups of four
+// through the x4 kernel (each weight block unpacked once per group, rows in tiles that
+// stay in L2), the rest one token at a time.
 void product_rows(const WeightMatrix& w, const uint8_t* a, size_t act_row_bytes, int n_tokens, float* y, int64_t begin,
                   int64_t end) {
-#if defined(CLUSTERD_HAVE_NEON_KERNELS)
-  if (w.type == TensorType::kF16 && w.row_stride % 2 == 0) {  // tiles of rows by tokens
-    dot_f16_rows_neon(reinterpret_cast<const uint16_t*>(w.data + begin * w.row_stride), w.row_stride / 2,
-                      static_cast<int>(end - begin), reinterpret_cast<const float*>(a), act_row_bytes / sizeof(float),
-                      n_tokens, static_cast<int>(w.n_in), y + begin, static_cast<size_t>(w.n_out));
-    return;
-  }
-#endif
-  // F16 and BF16 rows by float activations: tiles of rows by tokens (AVX-512, AVX2).
-  static const bool avx512 = cpu_has_avx512_vnni(), avx2 = cpu_has_avx2();
-  if ((avx512 || avx2) && (w.type == TensorType::kF16 || w.type == TensorType::kBF16) && w.row_stride % 2 == 0) {
-    const auto* rows = reinterpret_cast<const uint16_t*>(w.data + begin * w.row_stride);
-    const auto* x = reinterpret_cast<const float*>(a);
-    const auto tile = avx512 ? dot_half_rows_avx512 : dot_half_rows_avx2;
-    tile(w.type, rows, w.row_stride / 2, static_cast<int>(end - begin), x, act_row_bytes / sizeof(float), n_tokens,
+  // F16 and BF16: tiles of rows by tokens where the CPU has them.
+  if (const HalfRowsFn rows = dot_table().rows_for(w.type); rows && w.row_stride % 2 == 0) {
+    rows(reinterpret_cast<const uint16_t*>(w.data + begin * w.row_stride), w.row_stride / 2,
+         static_cast<int>(end - begin), reinterpret_cast<const float*>(a), act_row_bytes / sizeof(float), n_tokens,
          static_cast<int>(w.n_in), y + begin, static_cast<size_t>(w.n_out));
     return;
   }
