@@ -32,13 +32,22 @@ class SlicesTest : public ::testing::Test {
     fs::create_directories(dir_ / "coordinator");
     fs::create_directories(dir_ / "data" / "models");
     model_ = dir_ / "coordinator" / "model.gguf";
+    make_model(TensorType::kF32, false);
+    if (HasFatalFailure()) return;
+    shard_.kv_head_begin = params_.n_head_kv / 2;  // rank 1 of 2
+    shard_.ffn_begin = params_.n_ff / 2;
+    shard_.vocab_begin = params_.n_vocab / 2;
+  }
+  // Writes model_ (the whole model's shard in shard_) and its manifest.
+  void make_model(TensorType type, bool tied) {
     SynthOptions o;
     o.n_embd = 512;  // 2-D tensors over 1 MiB in F32, so a shard takes some chunks, not all
     o.n_ff = 1024;
     o.n_head = 8;
     o.n_head_kv = 4;
     o.n_vocab = 1024;
-    o.type = TensorType::kF32;
+    o.type = type;
+    o.tied_embeddings = tied;
     std::string notes;
     ASSERT_TRUE(synthesize_model(o, model_, &notes).is_ok());
     auto m = build_manifest(model_);
@@ -47,10 +56,7 @@ class SlicesTest : public ::testing::Test {
     auto whole = Model::open(model_);
     ASSERT_TRUE(whole.is_ok());
     params_ = (*whole)->params;
-    shard_ = Shard::whole(params_);  // rank 1 of 2
-    shard_.kv_head_begin = params_.n_head_kv / 2;
-    shard_.ffn_begin = params_.n_ff / 2;
-    shard_.vocab_begin = params_.n_vocab / 2;
+    shard_ = Shard::whole(params_);
   }
   void TearDown() override { fs::remove_all(dir_); }
 
@@ -129,21 +135,8 @@ size_t resident_pages(std::span<const uint8_t> bytes) {
 // A streamed rank whose matrices are packed frees the image's copy of them, and keeps
 // what is still read: the embedding (shared with the tied output matrix) stays intact.
 TEST_F(SlicesTest, PackedMatricesOfAStreamedImageAreFreedAndTheEmbeddingIsKept) {
-  SynthOptions o;
-  o.n_embd = 512;
-  o.n_ff = 1024;
-  o.n_head = 8;
-  o.n_head_kv = 4;
-  o.n_vocab = 1024;
-  o.type = TensorType::kQ8_0;
-  o.tied_embeddings = true;
-  std::string notes;
-  ASSERT_TRUE(synthesize_model(o, model_, &notes).is_ok());
-  auto m = build_manifest(model_);
-  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
-  doc_ = std::make_shared<ManifestDocument>(ManifestDocument::of(std::move(*m)));
-  params_ = (*Model::open(model_))->params;
-  shard_ = Shard::whole(params_);
+  make_model(TensorType::kQ8_0, /*tied=*/true);
+  if (HasFatalFailure()) return;
   auto server = serve(model_);
   ASSERT_TRUE(server);
   auto model = open_model_for_shard(source(dir_ / "elsewhere" / "model.gguf", server->port()), shard_, dir_ / "data",
