@@ -9,6 +9,7 @@
 
 #include "clusterd/engine/packed.h"
 #include "packed_layout.h"
+#include "row_tiles.h"
 
 #if defined(__x86_64__)
 #include "avx512_intrinsics.h"
@@ -125,19 +126,7 @@ CLUSTERD_AVX512 void tile(const uint8_t* pair, int nb, const PackedActivations& 
   store_tile<R, T>(acc, y, n_out, row0, t0);
 }
 
-using TileFn = void (*)(const uint8_t*, int, const PackedActivations&, int, float*, int64_t, int64_t);
-
 constexpr int kMaxTokens = 4;  // T of the widest tile
-
-template <bool kQ4>
-constexpr TileFn tile_for(int tokens) {
-  switch (tokens) {
-    case 1: return tile<kQ4, 1>;
-    case 2: return tile<kQ4, 2>;
-    case 3: return tile<kQ4, 3>;
-    default: return tile<kQ4, 4>;
-  }
-}
 
 // One pair (two groups, one stream of weights) by up to four tokens per tile.
 template <bool kQ4>
@@ -148,7 +137,8 @@ void run(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivat
   for (int64_t p = begin; p < end; ++p) {
     for (int t0 = 0; t0 < n_tokens; t0 += kMaxTokens) {
       const int tokens = std::min(kMaxTokens, n_tokens - t0);
-      tile_for<kQ4>(tokens)(packed + p * pair_bytes, nb, a, t0, y, n_out, p * kPackedPairRows);
+      with_count<kMaxTokens>(
+          tokens, [&](auto T) { tile<kQ4, T()>(packed + p * pair_bytes, nb, a, t0, y, n_out, p * kPackedPairRows); });
     }
   }
 }
@@ -291,18 +281,6 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t
   store_tile<R, T>(acc, y, n_out, row0, t0);
 }
 
-using TileKFn = void (*)(const uint8_t*, size_t, int64_t, int, const PackedActivations&, int, float*, int64_t);
-
-template <bool kQ5>
-constexpr TileKFn tile_q4_K_for(int tokens) {
-  switch (tokens) {
-    case 1: return tile_q4_K<kQ5, 1, 1>;
-    case 2: return tile_q4_K<kQ5, 1, 2>;
-    case 3: return tile_q4_K<kQ5, 1, 3>;
-    default: return tile_q4_K<kQ5, 1, 4>;
-  }
-}
-
 // One token: one pair at a time, one stream of weights (with the prefetch, 1, 2 and 3
 // pairs per tile read at about 29, 25 and 24 GB/s); more tokens: one group by up to
 // four tokens (a q4_K tile entry holds four vectors, so wider tiles would spill).
@@ -320,7 +298,8 @@ void run_q4_K(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedAc
   for (; g < 2 * end; ++g) {
     for (int t0 = 0; t0 < n_tokens; t0 += kMaxTokens) {
       const int tokens = std::min(kMaxTokens, n_tokens - t0);
-      tile_q4_K_for<kQ5>(tokens)(packed, pair_bytes, g, nsb, a, t0, y, n_out);
+      with_count<kMaxTokens>(tokens,
+                             [&](auto T) { tile_q4_K<kQ5, 1, T()>(packed, pair_bytes, g, nsb, a, t0, y, n_out); });
     }
   }
 }
@@ -408,16 +387,6 @@ CLUSTERD_AVX512 void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t
   store_tile<R, T>(acc, y, n_out, g0 * kPackedRows, t0);
 }
 
-template <int R>
-constexpr TileKFn tile_q6_K_for(int tokens) {
-  switch (tokens) {
-    case 1: return tile_q6_K<R, 1>;
-    case 2: return tile_q6_K<R, 2>;
-    case 3: return tile_q6_K<R, 3>;
-    default: return tile_q6_K<R, 4>;
-  }
-}
-
 // As q4_K: one token, a pair per tile; more tokens, one group by up to four.
 void run_q6_K(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a, int n_tokens, float* y,
               int64_t begin, int64_t end) {
@@ -430,7 +399,7 @@ void run_q6_K(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedAc
   for (int64_t g = 2 * begin; g < 2 * end; ++g) {
     for (int t0 = 0; t0 < n_tokens; t0 += kMaxTokens) {
       const int tokens = std::min(kMaxTokens, n_tokens - t0);
-      tile_q6_K_for<1>(tokens)(packed, pair_bytes, g, nsb, a, t0, y, n_out);
+      with_count<kMaxTokens>(tokens, [&](auto T) { tile_q6_K<1, T()>(packed, pair_bytes, g, nsb, a, t0, y, n_out); });
     }
   }
 }

@@ -1,6 +1,8 @@
-// The loop order of the F16/BF16 tiled products (kernels_avx512.cpp, kernels_avx2.cpp,
-// kernels_neon.cpp): rows in chunks of about 128 KB, which stay in L2 while every group
-// of tokens passes over them; a group's activations stay in L1 across the chunk's rows.
+// Tiled products' loops: the loop order of the F16/BF16 tiles (kernels_avx512.cpp,
+// kernels_avx2.cpp, kernels_neon.cpp), rows in chunks of about 128 KB, which stay in
+// L2 while every group of tokens passes over them, a group's activations in L1 across
+// the chunk's rows; and the choice of a compiled tile by its size (also the packed
+// kernels').
 #pragma once
 
 #include <algorithm>
