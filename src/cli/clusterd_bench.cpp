@@ -7,9 +7,13 @@
 #include <cstring>
 #include <memory>
 #include <sstream>
+#include <string>
 
 #include "clusterd/common/target_clones.h"
+#include "clusterd/engine/kernels_avx512.h"
 #include "clusterd/engine/model.h"
+#include "clusterd/engine/packed.h"
+#include "clusterd/engine/quant.h"
 #include "clusterd/engine/transformer.h"
 #include "clusterd_commands.h"
 
@@ -96,10 +100,19 @@ int bench(const BenchOptions& o) {
 
   std::printf("model: %s (%s, %d layers, n_embd %d; %.2f GiB of weights read per token)\n", o.model.c_str(),
               p.arch_name.c_str(), p.n_layer, p.n_embd, bytes_per_token / (1 << 30));
-  std::printf("weights: %s\n", weights->packed_bytes
-                                   ? "Q8_0/Q4_0/Q4_K/Q5_K/Q6_K matrices packed in pairs of 16-row groups (AVX-512 VNNI)"
-                               : o.no_pack ? "file layout (--no-pack)"
-                                           : "file layout (no packed kernels for these types on this CPU)");
+  const char* kernels = cpu_has_avx512_vnni() ? "AVX-512 VNNI" : cpu_has_avx2() ? "AVX2" : "scalar or NEON";
+  std::string packed_types;
+  for (TensorType type :
+       {TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ4_K, TensorType::kQ5_K, TensorType::kQ6_K}) {
+    if (packing_supported(type))
+      packed_types += (packed_types.empty() ? "" : "/") + std::string(tensor_type_name(type));
+  }
+  if (weights->packed_bytes) {
+    std::printf("weights: %s matrices packed in pairs of 16-row groups (%s kernels)\n", packed_types.c_str(), kernels);
+  } else {
+    std::printf("weights: file layout (%s; %s kernels)\n",
+                o.no_pack ? "--no-pack" : "no packed kernels for these types on this CPU", kernels);
+  }
   std::printf("%-8s %12s %12s %14s %16s %10s\n", "threads", "pp tok/s", "tg tok/s", "read GB/s", "tg bound tok/s",
               "tg/bound");
   LocalCollective local;

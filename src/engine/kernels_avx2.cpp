@@ -4,9 +4,28 @@
 // that the quantizers produce); float parts add in a different order.
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "clusterd/engine/quant.h"
 #include "row_tiles.h"
+
+namespace clusterd {
+
+CpuIsa max_cpu_isa() {
+  static const CpuIsa cap = [] {
+    const char* value = std::getenv("CLUSTERD_MAX_ISA");
+    if (!value || !*value || std::strcmp(value, "avx512") == 0) return CpuIsa::kAvx512;
+    if (std::strcmp(value, "avx2") == 0) return CpuIsa::kAvx2;
+    if (std::strcmp(value, "scalar") == 0) return CpuIsa::kScalar;
+    std::fprintf(stderr, "clusterd: ignoring CLUSTERD_MAX_ISA=%s (expected scalar, avx2 or avx512)\n", value);
+    return CpuIsa::kAvx512;
+  }();
+  return cap;
+}
+
+}  // namespace clusterd
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -51,7 +70,8 @@ CLUSTERD_AVX2 inline __m256 load_bf16(const uint16_t* p) {
 }  // namespace
 
 bool cpu_has_avx2() {
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  return max_cpu_isa() >= CpuIsa::kAvx2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+         __builtin_cpu_supports("f16c");
 }
 
 CLUSTERD_AVX2 float vec_dot_q8_0_q8_0_avx2(int n, const block_q8_0* x, const block_q8_0* y) {

@@ -173,9 +173,9 @@ CLUSTERD_AVX512_VBMI inline void q4_0_quad(__m512& acc0, __m512& acc1, const blo
 
 bool cpu_has_avx512_vnni() {
   // AVX2 too: the 256-bit block tails use it (every AVX-512 CPU has it).
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma") &&
-         __builtin_cpu_supports("f16c");
+  return max_cpu_isa() >= CpuIsa::kAvx512 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 }
 
 bool cpu_has_avx512_vbmi() { return cpu_has_avx512_vnni() && __builtin_cpu_supports("avx512vbmi"); }

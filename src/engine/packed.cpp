@@ -205,8 +205,15 @@ bool packing_supported(TensorType type) {
       type != TensorType::kQ5_K && type != TensorType::kQ6_K) {
     return false;
   }
+  static const bool vnni = cpu_has_avx512_vnni(), avx2 = cpu_has_avx2();
+  return vnni || (avx2 && packing_supported_avx2(type));
+}
+
+void packed_product(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a,
+                    int n_tokens, float* y, int64_t pair_begin, int64_t pair_end) {
   static const bool vnni = cpu_has_avx512_vnni();
-  return vnni;
+  const auto product = vnni ? packed_product_avx512 : packed_product_avx2;
+  product(type, packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);
 }
 
 size_t packed_pair_bytes(TensorType type, int64_t n_in) {

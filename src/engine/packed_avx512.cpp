@@ -415,8 +415,8 @@ void run_q6_K(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedAc
 
 }  // namespace
 
-void packed_product(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a,
-                    int n_tokens, float* y, int64_t pair_begin, int64_t pair_end) {
+void packed_product_avx512(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
+                           const PackedActivations& a, int n_tokens, float* y, int64_t pair_begin, int64_t pair_end) {
   if (type == TensorType::kQ4_K) {
     run_q4_K<false>(packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);
   } else if (type == TensorType::kQ5_K) {
@@ -432,12 +432,12 @@ void packed_product(TensorType type, const uint8_t* packed, int64_t n_in, int64_
 
 }  // namespace clusterd
 
-#else  // not x86-64: packing_supported() is false, so only tests get here
+#else  // not x86-64: no AVX-512 (packed_product never calls this there)
 
 namespace clusterd {
 
-void packed_product(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a,
-                    int n_tokens, float* y, int64_t pair_begin, int64_t pair_end) {
+void packed_product_avx512(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
+                           const PackedActivations& a, int n_tokens, float* y, int64_t pair_begin, int64_t pair_end) {
   packed_product_reference(type, packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);
 }
 

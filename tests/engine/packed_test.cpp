@@ -12,6 +12,7 @@
 #include <random>
 #include <vector>
 
+#include "clusterd/engine/kernels_avx512.h"
 #include "clusterd/engine/matmul.h"
 #include "clusterd/engine/quant.h"
 #include "clusterd/engine/thread_pool.h"
@@ -19,9 +20,29 @@
 namespace clusterd {
 namespace {
 
-class Packed : public ::testing::TestWithParam<TensorType> {
+// A weight type and the kernel family that runs its packed product.
+struct PackedCase {
+  TensorType type;
+  CpuIsa isa;  // kAvx512 or kAvx2
+};
+
+class Packed : public ::testing::TestWithParam<PackedCase> {
  protected:
   std::mt19937 rng_{20261126};
+  TensorType type_ = GetParam().type;
+
+  void SetUp() override {
+    const PackedCase& c = GetParam();
+    if (c.isa == CpuIsa::kAvx512 && !cpu_has_avx512_vnni()) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
+    if (c.isa == CpuIsa::kAvx2 && !cpu_has_avx2()) GTEST_SKIP() << "this CPU has no AVX2";
+  }
+
+  // The packed product through the case's kernels.
+  void product(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a, int n_tokens, float* y,
+               int64_t pair_begin, int64_t pair_end) const {
+    const auto kernels = GetParam().isa == CpuIsa::kAvx512 ? packed_product_avx512 : packed_product_avx2;
+    kernels(type_, packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);
+  }
 
   std::vector<float> gaussian(int64_t n, float sigma) {
     std::normal_distribution<float> dist(0.0f, sigma);
@@ -73,7 +94,7 @@ class Packed : public ::testing::TestWithParam<TensorType> {
   }
 
   // Block-aligned sizes for the type: Q4_K rows go by 256.
-  int64_t unit() const { return quant_block_size(GetParam()); }
+  int64_t unit() const { return quant_block_size(type_); }
 
   static std::vector<uint8_t> pack(const WeightMatrix& w) {
     std::vector<uint8_t> storage(packed_matrix_bytes(w.type, w.n_in, w.n_out) + 64);
@@ -86,7 +107,7 @@ class Packed : public ::testing::TestWithParam<TensorType> {
 bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
 
 TEST_P(Packed, SimdEqualsTheScalarReferenceBitForBit) {
-  const TensorType type = GetParam();
+  const TensorType type = type_;
   for (int64_t n_in : {unit(), 3 * unit(), int64_t{2048}}) {
     for (int64_t n_out : {1, 16, 37, 100}) {
       const std::vector<uint8_t> data = matrix(type, n_in, n_out);
@@ -95,7 +116,7 @@ TEST_P(Packed, SimdEqualsTheScalarReferenceBitForBit) {
       for (int n_tokens : {1, 2, 3, 4, 5, 9}) {
         const Activations a = activations(type, n_in, n_tokens);
         std::vector<float> simd(n_tokens * n_out, NAN), scalar(n_tokens * n_out, NAN);
-        packed_product(type, packed.data(), n_in, n_out, a.view, n_tokens, simd.data(), 0, packed_pairs(n_out));
+        product(packed.data(), n_in, n_out, a.view, n_tokens, simd.data(), 0, packed_pairs(n_out));
         packed_product_reference(type, packed.data(), n_in, n_out, a.view, n_tokens, scalar.data(), 0,
                                  packed_pairs(n_out));
         for (size_t i = 0; i < simd.size(); ++i) {
@@ -108,7 +129,7 @@ TEST_P(Packed, SimdEqualsTheScalarReferenceBitForBit) {
 }
 
 TEST_P(Packed, EachTokenGetsWhatItGetsAloneWhateverThePairSplit) {
-  const TensorType type = GetParam();
+  const TensorType type = type_;
   const int64_t n_in = 2 * unit() > 256 ? 2 * unit() : 256, n_out = 150;  // five pairs, the last one partial
   const std::vector<uint8_t> data = matrix(type, n_in, n_out);
   const WeightMatrix w{type, n_in, n_out, data.data(), tensor_row_bytes(type, n_in)};
@@ -118,7 +139,7 @@ TEST_P(Packed, EachTokenGetsWhatItGetsAloneWhateverThePairSplit) {
   std::vector<float> batched(n_tokens * n_out, NAN);
   // Uneven ranges of pairs, as threads might take them.
   for (auto [begin, end] : {std::pair<int64_t, int64_t>{0, 2}, {2, 3}, {3, 5}}) {
-    packed_product(type, packed.data(), n_in, n_out, a.view, n_tokens, batched.data(), begin, end);
+    product(packed.data(), n_in, n_out, a.view, n_tokens, batched.data(), begin, end);
   }
   for (int t = 0; t < n_tokens; ++t) {
     PackedActivations one = a.view;
@@ -130,7 +151,7 @@ TEST_P(Packed, EachTokenGetsWhatItGetsAloneWhateverThePairSplit) {
       one.sums32 += t * (n_in / 256) * 8;
     }
     std::vector<float> alone(n_out, NAN);
-    packed_product(type, packed.data(), n_in, n_out, one, 1, alone.data(), 0, packed_pairs(n_out));
+    product(packed.data(), n_in, n_out, one, 1, alone.data(), 0, packed_pairs(n_out));
     for (int64_t o = 0; o < n_out; ++o) {
       ASSERT_TRUE(same_bits(alone[o], batched[t * n_out + o])) << "token " << t << " row " << o;
     }
@@ -138,7 +159,7 @@ TEST_P(Packed, EachTokenGetsWhatItGetsAloneWhateverThePairSplit) {
 }
 
 TEST_P(Packed, AgreesWithTheFileLayoutKernels) {
-  const TensorType type = GetParam();
+  const TensorType type = type_;
   const int64_t n_in = 1024, n_out = 48;
   const std::vector<uint8_t> data = matrix(type, n_in, n_out);
   const size_t row = tensor_row_bytes(type, n_in);
@@ -147,7 +168,7 @@ TEST_P(Packed, AgreesWithTheFileLayoutKernels) {
   const int n_tokens = 5;
   const Activations a = activations(type, n_in, n_tokens);
   std::vector<float> y(n_tokens * n_out);
-  packed_product(type, packed.data(), n_in, n_out, a.view, n_tokens, y.data(), 0, packed_pairs(n_out));
+  product(packed.data(), n_in, n_out, a.view, n_tokens, y.data(), 0, packed_pairs(n_out));
   for (int t = 0; t < n_tokens; ++t) {
     for (int64_t o = 0; o < n_out; ++o) {
       const float expected = dot_row(type, data.data() + o * row, a.rows.data() + t * a.view.row_bytes, n_in);
@@ -162,7 +183,7 @@ TEST_P(Packed, AgreesWithTheFileLayoutKernels) {
 }
 
 TEST_P(Packed, StridedRowsAndExtremeQuantsPackLikeContiguousOnes) {
-  const TensorType type = GetParam();
+  const TensorType type = type_;
   const int64_t n_in = 2 * unit(), n_out = 20;
   // A column slice of a wider matrix (rows 3 blocks apart), with -128 in a q8_0 weight,
   // the largest 6-bit scales and mins in q4_K and q5_K ones and extreme quants and
@@ -201,7 +222,7 @@ TEST_P(Packed, StridedRowsAndExtremeQuantsPackLikeContiguousOnes) {
   const Activations a = activations(type, n_in, 2);
   const std::vector<uint8_t> packed = pack(dense);
   std::vector<float> y(2 * n_out);
-  packed_product(type, packed.data(), n_in, n_out, a.view, 2, y.data(), 0, packed_pairs(n_out));
+  product(packed.data(), n_in, n_out, a.view, 2, y.data(), 0, packed_pairs(n_out));
   for (int t = 0; t < 2; ++t) {
     for (int64_t o = 0; o < n_out; ++o) {
       const float expected =
@@ -212,8 +233,12 @@ TEST_P(Packed, StridedRowsAndExtremeQuantsPackLikeContiguousOnes) {
 }
 
 TEST_P(Packed, MatmulUsesThePackedCopyAndMatchesTheFileLayout) {
-  const TensorType type = GetParam();
-  if (!packing_supported(type)) GTEST_SKIP() << "this CPU has no AVX-512 VNNI: weights stay in the file layout";
+  const TensorType type = type_;
+  if (!packing_supported(type)) GTEST_SKIP() << "weights of this type stay in the file layout on this CPU";
+  if (GetParam().isa == CpuIsa::kAvx2 && cpu_has_avx512_vnni()) {
+    GTEST_SKIP()
+        << "matmul runs the AVX-512 kernels here (the ctest engine.avx2_path runs this with CLUSTERD_MAX_ISA=avx2)";
+  }
   const int64_t n_in = 512, n_out = 72;
   const std::vector<uint8_t> data = matrix(type, n_in, n_out);
   WeightMatrix file_layout{type, n_in, n_out, data.data(), tensor_row_bytes(type, n_in)};
@@ -237,10 +262,15 @@ TEST_P(Packed, MatmulUsesThePackedCopyAndMatchesTheFileLayout) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, Packed,
-                         ::testing::Values(TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ4_K, TensorType::kQ5_K,
-                                           TensorType::kQ6_K),
-                         [](const auto& info) { return std::string(tensor_type_name(info.param)); });
+INSTANTIATE_TEST_SUITE_P(
+    Types, Packed,
+    ::testing::Values(PackedCase{TensorType::kQ8_0, CpuIsa::kAvx512}, PackedCase{TensorType::kQ4_0, CpuIsa::kAvx512},
+                      PackedCase{TensorType::kQ4_K, CpuIsa::kAvx512}, PackedCase{TensorType::kQ5_K, CpuIsa::kAvx512},
+                      PackedCase{TensorType::kQ6_K, CpuIsa::kAvx512}, PackedCase{TensorType::kQ8_0, CpuIsa::kAvx2},
+                      PackedCase{TensorType::kQ4_0, CpuIsa::kAvx2}),
+    [](const auto& info) {
+      return std::string(tensor_type_name(info.param.type)) + (info.param.isa == CpuIsa::kAvx512 ? "_avx512" : "_avx2");
+    });
 
 }  // namespace
 }  // namespace clusterd

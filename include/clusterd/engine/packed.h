@@ -1,5 +1,5 @@
 // Q8_0, Q4_0, Q4_K, Q5_K and Q6_K weights repacked at load time for a register-tiled product
-// (GEMM) on AVX-512 VNNI CPUs.
+// (GEMM) on AVX-512 VNNI and AVX2 CPUs.
 //
 // The file layout (ggml's) stores one row's blocks one after another, so a product
 // reads one row at a time and spends most of its instructions on per-row work: making
@@ -82,9 +82,12 @@ constexpr int kPackedPairRows = 2 * kPackedRows;  // rows per pair of groups, th
 // Pairs of a packed matrix of n_out rows.
 inline int64_t packed_pairs(int64_t n_out) { return (n_out + kPackedPairRows - 1) / kPackedPairRows; }
 
-// True when weights of `type` are repacked on this CPU (Q8_0, Q4_0, Q4_K, Q5_K and Q6_K where the
-// CPU has AVX-512 VNNI).
+// True when weights of `type` are repacked on this CPU: Q8_0, Q4_0, Q4_K, Q5_K and Q6_K
+// where the CPU has AVX-512 VNNI, the types packing_supported_avx2 names where it has
+// AVX2 only (cpu_has_* in quant.h and kernels_avx512.h, which CLUSTERD_MAX_ISA caps).
 bool packing_supported(TensorType type);
+// The types the AVX2 kernels handle.
+bool packing_supported_avx2(TensorType type);
 
 // Bytes of one pair of row groups of a packed matrix, and of the whole matrix.
 size_t packed_pair_bytes(TensorType type, int64_t n_in);
@@ -113,9 +116,18 @@ void packed_activation_sums(const uint8_t* rows, size_t row_bytes, int n_tokens,
 void packed_activation_sums_k(const uint8_t* rows, size_t row_bytes, int n_tokens, int nsb, int16_t* sums32);
 
 // y[t * n_out + o] for every token t and the rows o of pairs [pair_begin, pair_end)
-// (rows past n_out are not written). `packed` is the whole matrix.
+// (rows past n_out are not written). `packed` is the whole matrix. Runs the widest
+// kernels the CPU has.
 void packed_product(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a,
                     int n_tokens, float* y, int64_t pair_begin, int64_t pair_end);
+
+// The same through one family of kernels (src/engine/packed_avx512.cpp and
+// packed_avx2.cpp); the caller checks that the CPU has it (and for AVX2 that
+// packing_supported_avx2 names the type). Each gives the reference's results bit for bit.
+void packed_product_avx512(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
+                           const PackedActivations& a, int n_tokens, float* y, int64_t pair_begin, int64_t pair_end);
+void packed_product_avx2(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
+                         const PackedActivations& a, int n_tokens, float* y, int64_t pair_begin, int64_t pair_end);
 
 // The same results computed one scalar operation at a time (for tests).
 void packed_product_reference(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,

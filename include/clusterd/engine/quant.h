@@ -247,7 +247,16 @@ float vec_dot_bf16_f32(int n, const uint16_t* x, const float* y);
 // rounding (the integer parts are exact; only the order of float additions differs),
 // given int8 quants in [-127, 127] as every quantizer here and in llama.cpp writes.
 
-// True when the CPU has AVX2, FMA and F16C (always false on other architectures).
+// The widest x86 kernel family allowed: the environment variable CLUSTERD_MAX_ISA
+// ("scalar", "avx2" or "avx512"; read once) caps what cpu_has_avx2() and
+// cpu_has_avx512_vnni() report, so that one machine can run and time each family's
+// path end to end. Unset, every family the CPU has is used; an unknown value is
+// ignored with a warning on stderr.
+enum class CpuIsa { kScalar, kAvx2, kAvx512 };
+CpuIsa max_cpu_isa();
+
+// True when the CPU has AVX2, FMA and F16C and CLUSTERD_MAX_ISA allows AVX2 (always
+// false on other architectures).
 bool cpu_has_avx2();
 
 float vec_dot_q4_0_q8_0_avx2(int n, const block_q4_0* x, const block_q8_0* y);
