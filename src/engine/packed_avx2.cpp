@@ -177,22 +177,251 @@ CLUSTERD_AVX2 void tile(const uint8_t* packed, size_t pair_bytes, int64_t h0, in
   store_tile<H, T>(acc, y, n_out, h0, t0);
 }
 
-// One token: a whole pair per tile (one stream); more tokens: one group (two halves)
-// by up to two tokens.
-template <bool kQ4>
-void run(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a, int n_tokens, float* y,
-         int64_t begin, int64_t end) {
-  const int nb = static_cast<int>(n_in / 32);
-  const size_t pair_bytes = packed_pair_bytes(kQ4 ? TensorType::kQ4_0 : TensorType::kQ8_0, n_in);
+// q4_K / q5_K: half-groups h0.. by T tokens, superblock by superblock. Per chunk of 64
+// elements, the low and high nibbles (q5_K: with the fifth bit at bit 4) give the sums
+// of sub-blocks 2c and 2c + 1, which take their 6-bit scales by VPMULLD; the mins meet
+// the activations' sub-block sums by VPMADDWD. Pairs of products are at most 3,810
+// (q4_K, quants 0-15) or 7,874 (q5_K, 0-31), so eight (q4_K) or four (q5_K) of them add
+// up in int16 before they widen.
+constexpr int kQ8KBlock = 292;  // sizeof(block_q8_K): float d, 256 qs, 16 bsums
+constexpr int kQ8KQuants = 4;
+constexpr int kQ8KBsums = 260;
+
+// Bit p of every byte of v, moved to bit 4 (other bits unspecified).
+CLUSTERD_AVX2 inline __m256i bit_to_4(__m256i v, int p) {
+  return p <= 4 ? _mm256_slli_epi16(v, 4 - p) : _mm256_srli_epi16(v, p - 4);
+}
+
+CLUSTERD_AVX2 inline __m256i scales_u8(const uint8_t* p) {
+  return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+
+CLUSTERD_AVX2 inline __m256 halves_fp16(const uint8_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+template <bool kQ5, int H, int T>
+CLUSTERD_AVX2 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t h0, int nsb, const PackedActivations& a,
+                             int t0, float* y, int64_t n_out) {
+  constexpr size_t kPairRecords = q4_K_pair_record(kQ5);
+  constexpr bool kPrefetch = T == 1 && H == kDecodeHalves;  // one record ahead, as on AVX-512
+  constexpr int kWiden = kQ5 ? 4 : 8;                       // vectors per int16 sum
+  const __m256i ones = _mm256_set1_epi16(1), low_nibbles = _mm256_set1_epi8(0x0f), bit4 = _mm256_set1_epi8(0x10);
+  Half halves[H];
+#pragma GCC unroll 8
+  for (int i = 0; i < H; ++i) halves[i] = half_at(packed, pair_bytes, h0 + i);
+  __m256 acc[H][T];
+#pragma GCC unroll 8
+  for (int i = 0; i < H; ++i) {
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) acc[i][t] = _mm256_setzero_ps();
+  }
+  for (int sb = 0; sb < nsb; ++sb) {
+    const size_t record = static_cast<size_t>(sb) * kPairRecords;
+    const uint8_t* yq[T];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t)
+      yq[t] = a.rows + (t0 + t) * a.row_bytes + static_cast<size_t>(sb) * kQ8KBlock + kQ8KQuants;
+    if constexpr (kPrefetch) {
+#pragma GCC unroll 10
+      for (size_t at = 0; at < kQ4KHeader; at += 64) prefetch(halves[0].pair + record + kPairRecords + at);
+    }
+    __m256i total[H][T];
+#pragma GCC unroll 8
+    for (int i = 0; i < H; ++i) {
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) total[i][t] = _mm256_setzero_si256();
+    }
+#pragma GCC unroll 1
+    for (int c = 0; c < 4; ++c) {
+      __m256i fifth[H][2];  // q5_K: the chunk's fifth bits, of the low and the high nibbles
+      if constexpr (kQ5) {
+#pragma GCC unroll 8
+        for (int i = 0; i < H; ++i) {
+          const Half& h = halves[i];
+          const uint8_t* bits = h.pair + record + q5_K_fifth_bits(h.group, c, 0);
+          if (kPrefetch && h.half == 0) prefetch(bits + kPairRecords), prefetch(bits + 64 + kPairRecords);
+          fifth[i][0] = load256(bits + 32 * h.half);
+          fifth[i][1] = load256(bits + 64 + 32 * h.half);
+        }
+      }
+      __m256i low[H][T], high[H][T];      // int32 sums of sub-blocks 2c and 2c + 1
+      __m256i low16[H][T], high16[H][T];  // int16 pairs of products, not yet widened
+#pragma GCC unroll 8
+      for (int i = 0; i < H; ++i) {
+#pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) {
+          low[i][t] = high[i][t] = _mm256_setzero_si256();
+          low16[i][t] = high16[i][t] = _mm256_setzero_si256();
+        }
+      }
+#pragma GCC unroll 8
+      for (int p = 0; p < 8; ++p) {
+#pragma GCC unroll 8
+        for (int i = 0; i < H; ++i) {
+          const Half& h = halves[i];
+          const uint8_t* line = h.pair + record + q4_K_quants(kQ5, h.group, c, p);
+          if (kPrefetch && h.half == 0) prefetch(line + kPairRecords);
+          const __m256i v = load256(line + 32 * h.half);
+          __m256i lo = _mm256_and_si256(v, low_nibbles);
+          __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low_nibbles);
+          if constexpr (kQ5) {
+            lo = _mm256_or_si256(lo, _mm256_and_si256(bit_to_4(fifth[i][0], p), bit4));
+            hi = _mm256_or_si256(hi, _mm256_and_si256(bit_to_4(fifth[i][1], p), bit4));
+          }
+#pragma GCC unroll 8
+          for (int t = 0; t < T; ++t) {
+            low16[i][t] = _mm256_add_epi16(low16[i][t], _mm256_maddubs_epi16(lo, broadcast4(yq[t] + 64 * c + 4 * p)));
+            high16[i][t] =
+                _mm256_add_epi16(high16[i][t], _mm256_maddubs_epi16(hi, broadcast4(yq[t] + 64 * c + 32 + 4 * p)));
+            if (p % kWiden == kWiden - 1) {
+              low[i][t] = _mm256_add_epi32(low[i][t], _mm256_madd_epi16(low16[i][t], ones));
+              high[i][t] = _mm256_add_epi32(high[i][t], _mm256_madd_epi16(high16[i][t], ones));
+              low16[i][t] = high16[i][t] = _mm256_setzero_si256();
+            }
+          }
+        }
+      }
+#pragma GCC unroll 8
+      for (int i = 0; i < H; ++i) {
+        const Half& h = halves[i];
+        const uint8_t* scales = h.pair + record + q4_K_scales(h.group) + 32 * c + 8 * h.half;
+        const __m256i sc_low = scales_u8(scales), sc_high = scales_u8(scales + 16);
+#pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) {
+          total[i][t] = _mm256_add_epi32(total[i][t], _mm256_mullo_epi32(low[i][t], sc_low));
+          total[i][t] = _mm256_add_epi32(total[i][t], _mm256_mullo_epi32(high[i][t], sc_high));
+        }
+      }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < H; ++i) {
+      const Half& h = halves[i];
+      const uint8_t* rec = h.pair + record;
+      const __m256 d = halves_fp16(rec + q4_K_d(h.group) + 16 * h.half);
+      const __m256 dmin = halves_fp16(rec + q4_K_dmin(h.group) + 16 * h.half);
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) {
+        const int16_t* sums = a.sums32 + (static_cast<size_t>(t0 + t) * nsb + sb) * 8;
+        __m256i min_total = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; ++q) {
+          // Row r's mins of sub-blocks 2q and 2q + 1 against their activation sums.
+          const __m256i mins = _mm256_cvtepu8_epi16(
+              _mm_loadu_si128(reinterpret_cast<const __m128i*>(rec + q4_K_mins(h.group) + 32 * q + 16 * h.half)));
+          min_total = _mm256_add_epi32(
+              min_total, _mm256_madd_epi16(mins, broadcast4(reinterpret_cast<const uint8_t*>(sums + 2 * q))));
+        }
+        float dy;
+        std::memcpy(&dy, yq[t] - kQ8KQuants, sizeof dy);
+        const __m256 dy_v = _mm256_set1_ps(dy);
+        acc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(total[i][t]), _mm256_mul_ps(d, dy_v), acc[i][t]);
+        acc[i][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(min_total), _mm256_mul_ps(dmin, dy_v), acc[i][t]);
+      }
+    }
+  }
+  store_tile<H, T>(acc, y, n_out, h0, t0);
+}
+
+// q6_K: per superblock and 16-element sub-block, a group's three vectors give its four
+// quarters' 6-bit quants (0-63: pairs of products at most 16,002, so two quarters add
+// up in int16), whose sums, less 32 * the activations' sub-block sum, take the
+// sub-block's int8 scale by VPMULLD.
+template <int H, int T>
+CLUSTERD_AVX2 void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t h0, int nsb, const PackedActivations& a,
+                             int t0, float* y, int64_t n_out) {
+  constexpr bool kPrefetch = T == 1 && H == kDecodeHalves;
+  const __m256i ones = _mm256_set1_epi16(1), low_nibble = _mm256_set1_epi8(0x0f), bits45 = _mm256_set1_epi8(0x30);
+  Half halves[H];
+#pragma GCC unroll 8
+  for (int i = 0; i < H; ++i) halves[i] = half_at(packed, pair_bytes, h0 + i);
+  __m256 acc[H][T];
+#pragma GCC unroll 8
+  for (int i = 0; i < H; ++i) {
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) acc[i][t] = _mm256_setzero_ps();
+  }
+  for (int sb = 0; sb < nsb; ++sb) {
+    const size_t record = static_cast<size_t>(sb) * kQ6KPairRecord;
+    const uint8_t* yq[T];
+    const int16_t* bsums[T];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) {
+      const uint8_t* block = a.rows + (t0 + t) * a.row_bytes + static_cast<size_t>(sb) * kQ8KBlock;
+      yq[t] = block + kQ8KQuants;
+      bsums[t] = reinterpret_cast<const int16_t*>(block + kQ8KBsums);
+    }
+    if constexpr (kPrefetch) {
+#pragma GCC unroll 9
+      for (size_t at = 0; at < kQ6KHeader; at += 64) prefetch(halves[0].pair + record + kQ6KPairRecord + at);
+    }
+    __m256i total[H][T];
+#pragma GCC unroll 8
+    for (int i = 0; i < H; ++i) {
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) total[i][t] = _mm256_setzero_si256();
+    }
+#pragma GCC unroll 2
+    for (int s = 0; s < 16; ++s) {
+#pragma GCC unroll 8
+      for (int i = 0; i < H; ++i) {
+        const Half& h = halves[i];
+        const uint8_t* v = h.pair + record + q6_K_sub_block(h.group, s);
+        if (kPrefetch && h.half == 0) {
+#pragma GCC unroll 3
+          for (int line = 0; line < 3; ++line) prefetch(v + kQ6KPairRecord + 64 * line);
+        }
+        const __m256i low01 = load256(v + 32 * h.half), low23 = load256(v + 64 + 32 * h.half);
+        const __m256i high = load256(v + 128 + 32 * h.half);
+        const __m256i q0 =
+            _mm256_or_si256(_mm256_and_si256(low01, low_nibble), _mm256_and_si256(_mm256_slli_epi16(high, 4), bits45));
+        const __m256i q1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(low01, 4), low_nibble),
+                                           _mm256_and_si256(_mm256_slli_epi16(high, 2), bits45));
+        const __m256i q2 = _mm256_or_si256(_mm256_and_si256(low23, low_nibble), _mm256_and_si256(high, bits45));
+        const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(low23, 4), low_nibble),
+                                           _mm256_and_si256(_mm256_srli_epi16(high, 2), bits45));
+        const __m256i scale = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(
+            h.pair + record + q6_K_scales(h.group) + s * kPackedRows + kHalfRows * h.half)));
+#pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) {
+          const uint8_t* x = yq[t] + 16 * s;
+          const __m256i first =
+              _mm256_add_epi16(_mm256_maddubs_epi16(q0, broadcast4(x)), _mm256_maddubs_epi16(q1, broadcast4(x + 4)));
+          const __m256i second = _mm256_add_epi16(_mm256_maddubs_epi16(q2, broadcast4(x + 8)),
+                                                  _mm256_maddubs_epi16(q3, broadcast4(x + 12)));
+          __m256i dot = _mm256_add_epi32(_mm256_set1_epi32(-32 * bsums[t][s]), _mm256_madd_epi16(first, ones));
+          dot = _mm256_add_epi32(dot, _mm256_madd_epi16(second, ones));
+          total[i][t] = _mm256_add_epi32(total[i][t], _mm256_mullo_epi32(dot, scale));
+        }
+      }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < H; ++i) {
+      const Half& h = halves[i];
+      const __m256 d = halves_fp16(h.pair + record + q6_K_d(h.group) + 16 * h.half);
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) {
+        float dy;
+        std::memcpy(&dy, yq[t] - kQ8KQuants, sizeof dy);
+        acc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(total[i][t]), _mm256_mul_ps(d, _mm256_set1_ps(dy)), acc[i][t]);
+      }
+    }
+  }
+  store_tile<H, T>(acc, y, n_out, h0, t0);
+}
+
+// Pairs [begin, end): one token, a whole pair per tile (one stream): decode(h0); more
+// tokens, one group (two halves) by up to two tokens: batch(h0, t0, T).
+template <typename Decode, typename Batch>
+void run_tiles(int64_t begin, int64_t end, int n_tokens, Decode decode, Batch batch) {
   for (int64_t p = begin; p < end; ++p) {
     if (n_tokens == 1) {
-      tile<kQ4, kDecodeHalves, 1>(packed, pair_bytes, 4 * p, nb, a, 0, y, n_out);
+      decode(kDecodeHalves * p);
       continue;
     }
-    for (int64_t h = 4 * p; h < 4 * p + 4; h += 2) {
+    for (int64_t h = kDecodeHalves * p; h < kDecodeHalves * (p + 1); h += 2) {
       for (int t0 = 0; t0 < n_tokens; t0 += kMaxTokens) {
-        with_count<kMaxTokens>(std::min(kMaxTokens, n_tokens - t0),
-                               [&](auto T) { tile<kQ4, 2, T()>(packed, pair_bytes, h, nb, a, t0, y, n_out); });
+        with_count<kMaxTokens>(std::min(kMaxTokens, n_tokens - t0), [&](auto T) { batch(h, t0, T); });
       }
     }
   }
@@ -200,16 +429,41 @@ void run(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivat
 
 }  // namespace
 
-bool packing_supported_avx2(TensorType type) { return type == TensorType::kQ8_0 || type == TensorType::kQ4_0; }
+bool packing_supported_avx2(TensorType type) {
+  return type == TensorType::kQ8_0 || type == TensorType::kQ4_0 || type == TensorType::kQ4_K ||
+         type == TensorType::kQ5_K || type == TensorType::kQ6_K;
+}
 
 void packed_product_avx2(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
                          const PackedActivations& a, int n_tokens, float* y, int64_t pair_begin, int64_t pair_end) {
-  if (type == TensorType::kQ4_0) {
-    run<true>(packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);
-  } else if (type == TensorType::kQ8_0) {
-    run<false>(packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);
-  } else {
-    packed_product_reference(type, packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);
+  const size_t pair_bytes = packed_pair_bytes(type, n_in);
+  const int nb = static_cast<int>(n_in / 32), nsb = static_cast<int>(n_in / 256);
+  switch (type) {
+    case TensorType::kQ8_0:
+      return run_tiles(
+          pair_begin, pair_end, n_tokens,
+          [&](int64_t h) { tile<false, kDecodeHalves, 1>(packed, pair_bytes, h, nb, a, 0, y, n_out); },
+          [&](int64_t h, int t0, auto T) { tile<false, 2, T()>(packed, pair_bytes, h, nb, a, t0, y, n_out); });
+    case TensorType::kQ4_0:
+      return run_tiles(
+          pair_begin, pair_end, n_tokens,
+          [&](int64_t h) { tile<true, kDecodeHalves, 1>(packed, pair_bytes, h, nb, a, 0, y, n_out); },
+          [&](int64_t h, int t0, auto T) { tile<true, 2, T()>(packed, pair_bytes, h, nb, a, t0, y, n_out); });
+    case TensorType::kQ4_K:
+      return run_tiles(
+          pair_begin, pair_end, n_tokens,
+          [&](int64_t h) { tile_q4_K<false, kDecodeHalves, 1>(packed, pair_bytes, h, nsb, a, 0, y, n_out); },
+          [&](int64_t h, int t0, auto T) { tile_q4_K<false, 2, T()>(packed, pair_bytes, h, nsb, a, t0, y, n_out); });
+    case TensorType::kQ5_K:
+      return run_tiles(
+          pair_begin, pair_end, n_tokens,
+          [&](int64_t h) { tile_q4_K<true, kDecodeHalves, 1>(packed, pair_bytes, h, nsb, a, 0, y, n_out); },
+          [&](int64_t h, int t0, auto T) { tile_q4_K<true, 2, T()>(packed, pair_bytes, h, nsb, a, t0, y, n_out); });
+    default:  // Q6_K (packing_supported_avx2 names no other type)
+      return run_tiles(
+          pair_begin, pair_end, n_tokens,
+          [&](int64_t h) { tile_q6_K<kDecodeHalves, 1>(packed, pair_bytes, h, nsb, a, 0, y, n_out); },
+          [&](int64_t h, int t0, auto T) { tile_q6_K<2, T()>(packed, pair_bytes, h, nsb, a, t0, y, n_out); });
   }
 }
 

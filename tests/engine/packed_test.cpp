@@ -267,7 +267,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(PackedCase{TensorType::kQ8_0, CpuIsa::kAvx512}, PackedCase{TensorType::kQ4_0, CpuIsa::kAvx512},
                       PackedCase{TensorType::kQ4_K, CpuIsa::kAvx512}, PackedCase{TensorType::kQ5_K, CpuIsa::kAvx512},
                       PackedCase{TensorType::kQ6_K, CpuIsa::kAvx512}, PackedCase{TensorType::kQ8_0, CpuIsa::kAvx2},
-                      PackedCase{TensorType::kQ4_0, CpuIsa::kAvx2}),
+                      PackedCase{TensorType::kQ4_0, CpuIsa::kAvx2}, PackedCase{TensorType::kQ4_K, CpuIsa::kAvx2},
+                      PackedCase{TensorType::kQ5_K, CpuIsa::kAvx2}, PackedCase{TensorType::kQ6_K, CpuIsa::kAvx2}),
     [](const auto& info) {
       return std::string(tensor_type_name(info.param.type)) + (info.param.isa == CpuIsa::kAvx512 ? "_avx512" : "_avx2");
     });
