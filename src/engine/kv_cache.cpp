@@ -5,11 +5,16 @@
 
 #include "clusterd/engine/kernels_avx512.h"
 #include "clusterd/engine/quant.h"
+#include "clusterd/engine/quantize_avx2.h"
 #include "clusterd/engine/quantize_avx512.h"
 
 namespace clusterd {
 
-KvCache::KvCache(KvCacheOptions options) : options_(options), simd_f16_(cpu_has_avx512_vnni()) {}
+KvCache::KvCache(KvCacheOptions options)
+    : options_(options),
+      widen_f16_(cpu_has_avx512_vnni() ? fp16_to_fp32_row_avx512
+                 : cpu_has_avx2()      ? fp16_to_fp32_row_avx2
+                                       : fp16_to_fp32_row) {}
 
 uint64_t KvCache::bytes_per_position() const {
   return 2ull * options_.n_layer * options_.n_kv_heads * options_.head_dim * element_bytes();
@@ -83,10 +88,8 @@ void KvCache::store(int seq, int layer, int pos, const float* k, const float* v)
 void KvCache::widen(const uint8_t* src, size_t n, float* out) const {
   if (options_.type != TensorType::kF16) {
     std::memcpy(out, src, n * sizeof(float));
-  } else if (simd_f16_) {
-    fp16_to_fp32_row_avx512(reinterpret_cast<const uint16_t*>(src), out, static_cast<int64_t>(n));
   } else {
-    fp16_to_fp32_row(reinterpret_cast<const uint16_t*>(src), out, static_cast<int64_t>(n));
+    widen_f16_(reinterpret_cast<const uint16_t*>(src), out, static_cast<int64_t>(n));
   }
 }
 

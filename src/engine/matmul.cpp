@@ -8,6 +8,7 @@
 #include "clusterd/engine/kernels_x4.h"
 #include "clusterd/engine/packed.h"
 #include "clusterd/engine/quant.h"
+#include "clusterd/engine/quantize_avx2.h"
 #include "clusterd/engine/quantize_avx512.h"
 
 namespace clusterd {
@@ -116,6 +117,8 @@ struct DotTable {
       q6_K_x4 = call_x4<block_q6_K, block_q8_K, vec_dot_q6_K_q8_K_x4_avx2>;
       f16_rows = call_rows<TensorType::kF16, dot_half_rows_avx2>;
       bf16_rows = call_rows<TensorType::kBF16, dot_half_rows_avx2>;
+      quantize_q8_0 = quantize_row_q8_0_avx2;
+      quantize_q8_K = quantize_row_q8_K_avx2;
     }
     if (cpu_has_avx512_vnni()) {
       q8_0 = call<block_q8_0, block_q8_0, vec_dot_q8_0_q8_0_avx512>;

@@ -68,7 +68,7 @@ class KvCache {
   void widen(const uint8_t* src, size_t n, float* out) const;
 
   KvCacheOptions options_;
-  bool simd_f16_;  // widen f16 rows with AVX-512 (the same floats, faster)
+  void (*widen_f16_)(const uint16_t*, float*, int64_t);  // the widest SIMD the CPU has (the same floats)
   std::map<int, Slot> slots_;
 };
 
