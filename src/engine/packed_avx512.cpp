@@ -220,9 +220,7 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t
           fifth[r][1] = load512(bits + 64);
         }
       }
-      // Unrolled by 4, not 8: one-token decode then ran at 87-92% of the bound at 1
-      // thread (82-85% fully unrolled) and 82-84% at 2 (77-81%).
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int p = 0; p < 8; ++p) {
 #pragma GCC unroll 16
         for (int r = 0; r < R; ++r) {
