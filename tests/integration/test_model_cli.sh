@@ -28,6 +28,23 @@ s2=$("$CLUSTERD" run -m "$M" -p "hello" -n 12 --temp 1 --seed 5 --json | jq -c .
 jq -e '.timings.tokens_per_second > 0' <<< "$a" > /dev/null || fail "run --json has no timings"
 ok "run: greedy is thread-count independent, seeds repeat, JSON has timings"
 
+# CLUSTERD_MAX_ISA caps the kernel family; every family runs the model, and bench says
+# which one it timed. An unknown value is ignored with a warning.
+for isa in scalar avx2 avx512; do
+  out=$(CLUSTERD_MAX_ISA=$isa "$CLUSTERD" run -m "$M" -p "hello" -n 6 --temp 0 --json) ||
+    fail "run with CLUSTERD_MAX_ISA=$isa failed"
+  [ "$(jq '.tokens | length' <<< "$out")" = 6 ] || fail "CLUSTERD_MAX_ISA=$isa: $out"
+done
+bench=$(CLUSTERD_MAX_ISA=scalar "$CLUSTERD" bench -m "$M" -p 4 -n 4 --reps 1 --threads 1) || fail "bench failed"
+grep -q "scalar or NEON kernels" <<< "$bench" || fail "bench capped at scalar does not say so: $bench"
+if grep -q avx2 /proc/cpuinfo; then
+  bench=$(CLUSTERD_MAX_ISA=avx2 "$CLUSTERD" bench -m "$M" -p 4 -n 4 --reps 1 --threads 1)
+  grep -q "packed .*(AVX2 kernels)" <<< "$bench" || fail "bench capped at AVX2 does not pack with AVX2 kernels: $bench"
+fi
+err=$(CLUSTERD_MAX_ISA=sse9 "$CLUSTERD" run -m "$M" -p "hello" -n 2 --temp 0 2>&1 >/dev/null) || fail "an unknown ISA cap stopped run"
+grep -q "ignoring CLUSTERD_MAX_ISA=sse9" <<< "$err" || fail "no warning for an unknown ISA cap: '$err'"
+ok "CLUSTERD_MAX_ISA: scalar, AVX2 and AVX-512 paths run; bench names the kernels; unknown values warned about"
+
 set +e
 err=$("$CLUSTERD" model info "$WORK/missing.gguf" 2>&1); rc=$?
 [ "$rc" = 1 ] && grep -q "missing.gguf" <<< "$err" || fail "a missing file: exit $rc, '$err'"
