@@ -206,13 +206,14 @@ bool packing_supported(TensorType type) {
     return false;
   }
   static const bool vnni = cpu_has_avx512_vnni(), avx2 = cpu_has_avx2();
-  return vnni || (avx2 && packing_supported_avx2(type));
+  return vnni || (avx2 && packing_supported_avx2(type)) || packing_supported_neon(type);
 }
 
 void packed_product(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a,
                     int n_tokens, float* y, int64_t pair_begin, int64_t pair_end) {
-  static const bool vnni = cpu_has_avx512_vnni();
-  const auto product = vnni ? packed_product_avx512 : packed_product_avx2;
+  static const auto product = cpu_has_avx512_vnni() ? packed_product_avx512
+                              : cpu_has_avx2()      ? packed_product_avx2
+                                                    : packed_product_neon;
   product(type, packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);
 }
 

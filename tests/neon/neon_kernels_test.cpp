@@ -2,19 +2,24 @@
 // quantizers, on blocks of random bytes, and on the extreme quants, where blocks with
 // unit scales make every sum an integer that float holds exactly, so any difference is
 // an error in the integer arithmetic. Built for AArch64 and run under qemu-user on x86
-// (tests/neon/CMakeLists.txt), once with SDOT and once without. There is no GoogleTest
+// (tests/neon/CMakeLists.txt), once with SDOT and once without. With SDOT, the packed
+// products (packed.h) equal their scalar reference bit for bit. There is no GoogleTest
 // for AArch64 here: each check prints one line, the last line counts them, and the
 // exit status is non-zero when any failed.
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <iterator>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "clusterd/engine/kernels_neon.h"
+#include "clusterd/engine/matmul.h"
+#include "clusterd/engine/packed.h"
 #include "clusterd/engine/quant.h"
 
 #if !defined(CLUSTERD_HAVE_NEON_KERNELS)
@@ -382,6 +387,100 @@ void test_f16(Checks& checks, Random& rnd) {
   }
 }
 
+// A matrix of `type` in the file layout (rows of varying scale), with the extreme
+// quants the packed sums must hold without overflow in row 1's second block: -128 in
+// q8_0; every quant 31 with the largest scales and mins in q5_K (q4_K: 15); every quant
+// 63 with scales at both int8 ends in q6_K.
+std::vector<uint8_t> packed_test_matrix(Random& rnd, TensorType type, int n_in, int n_out) {
+  const size_t row = tensor_row_bytes(type, n_in);
+  std::vector<uint8_t> data(row * n_out);
+  for (int o = 0; o < n_out; ++o) {
+    const auto values = rnd.gaussian(n_in, 0.01f + 0.1f * static_cast<float>(o % 7));
+    if (!quantize_row(type, values.data(), data.data() + o * row, n_in).is_ok()) std::abort();
+  }
+  if (n_out < 2 || n_in < 2 * quant_block_size(type)) return data;
+  uint8_t* second = data.data() + row;
+  const uint8_t sc[8] = {63, 63, 63, 63, 63, 63, 63, 63}, m[8] = {63, 0, 63, 0, 63, 0, 63, 0};
+  if (type == TensorType::kQ8_0) reinterpret_cast<block_q8_0*>(second)[1].qs[5] = -128;
+  if (type == TensorType::kQ4_K) {
+    block_q4_K& b = reinterpret_cast<block_q4_K*>(second)[1];
+    k_quant_pack_scale_min(sc, m, b.scales);
+    std::memset(b.qs, 0xff, sizeof b.qs);
+  }
+  if (type == TensorType::kQ5_K) {
+    block_q5_K& b = reinterpret_cast<block_q5_K*>(second)[1];
+    k_quant_pack_scale_min(sc, m, b.scales);
+    std::memset(b.qs, 0xff, sizeof b.qs);
+    std::memset(b.qh, 0xff, sizeof b.qh);
+  }
+  if (type == TensorType::kQ6_K) {
+    block_q6_K& b = reinterpret_cast<block_q6_K*>(second)[1];
+    std::memset(b.ql, 0xff, sizeof b.ql);
+    std::memset(b.qh, 0xff, sizeof b.qh);
+    for (int i = 0; i < 16; ++i) b.scales[i] = static_cast<int8_t>(i % 2 ? 127 : -128);
+  }
+  return data;
+}
+
+void test_packed(Checks& checks, Random& rnd) {
+  const TensorType types[] = {TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ4_K, TensorType::kQ5_K,
+                              TensorType::kQ6_K};
+  if (!neon_kernels_use_dotprod()) {
+    for (TensorType type : types) {
+      checks.exact("no SDOT: " + std::string(tensor_type_name(type)) + " stays in the file layout", 0.0f,
+                   packing_supported_neon(type) ? 1.0f : 0.0f);
+    }
+    return;
+  }
+  for (TensorType type : types) {
+    const bool k_quant = type == TensorType::kQ4_K || type == TensorType::kQ5_K || type == TensorType::kQ6_K;
+    const int unit = k_quant ? 256 : 32;
+    for (int n_in : {unit, 3 * unit, 2048}) {
+      for (int n_out : {1, 37, 100}) {
+        const std::vector<uint8_t> data = packed_test_matrix(rnd, type, n_in, n_out);
+        const WeightMatrix w{type, n_in, n_out, data.data(), tensor_row_bytes(type, n_in)};
+        std::vector<uint8_t> storage(packed_matrix_bytes(type, n_in, n_out) + 64);
+        uint8_t* packed = storage.data() + (64 - reinterpret_cast<uintptr_t>(storage.data()) % 64) % 64;
+        pack_matrix(w, packed);
+        for (int n_tokens : {1, 2, 3, 5}) {
+          // Activations as matmul makes them, with the sums the packed product reads.
+          const TensorType act = k_quant ? TensorType::kQ8_K : TensorType::kQ8_0;
+          const size_t row = tensor_row_bytes(act, n_in);
+          std::vector<uint8_t> rows(row * n_tokens);
+          for (int t = 0; t < n_tokens; ++t) {
+            if (!quantize_row(act, rnd.gaussian(n_in, 1.0f).data(), rows.data() + t * row, n_in).is_ok()) std::abort();
+          }
+          const int nb = n_in / 32, nsb = n_in / 256;
+          std::vector<float> d(static_cast<size_t>(nb) * n_tokens);
+          std::vector<int32_t> sum(d.size());
+          std::vector<int16_t> sums32(static_cast<size_t>(nsb) * 8 * n_tokens);
+          PackedActivations a{rows.data(), row, nullptr, nullptr, 0, nullptr};
+          if (k_quant) {
+            packed_activation_sums_k(rows.data(), row, n_tokens, nsb, sums32.data());
+            a.sums32 = sums32.data();
+          } else {
+            packed_activation_sums(rows.data(), row, n_tokens, nb, d.data(), sum.data());
+            a = {rows.data(), row, d.data(), sum.data(), nb, nullptr};
+          }
+          std::vector<float> want(static_cast<size_t>(n_tokens) * n_out), got(want.size(), NAN);
+          const int64_t pairs = packed_pairs(n_out);
+          packed_product_reference(type, packed, n_in, n_out, a, n_tokens, want.data(), 0, pairs);
+          // Two ranges of pairs, as two threads take them.
+          packed_product_neon(type, packed, n_in, n_out, a, n_tokens, got.data(), 0, pairs / 2);
+          packed_product_neon(type, packed, n_in, n_out, a, n_tokens, got.data(), pairs / 2, pairs);
+          int differ = 0;
+          for (size_t i = 0; i < want.size(); ++i)
+            differ += std::bit_cast<uint32_t>(want[i]) != std::bit_cast<uint32_t>(got[i]);
+          checks.exact("packed " + std::string(tensor_type_name(type)) + " " + std::to_string(n_out) + "x" +
+                           std::to_string(n_in) + " tokens " + std::to_string(n_tokens) +
+                           ": results that differ from the reference's bits",
+                       0.0f, static_cast<float>(differ));
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace clusterd
 
@@ -397,5 +496,6 @@ int main() {
   test_q5_K(checks, rnd);
   test_q6_K(checks, rnd);
   test_f16(checks, rnd);
+  test_packed(checks, rnd);
   return checks.finish();
 }

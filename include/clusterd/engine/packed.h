@@ -1,5 +1,5 @@
 // Q8_0, Q4_0, Q4_K, Q5_K and Q6_K weights repacked at load time for a register-tiled product
-// (GEMM) on AVX-512 VNNI and AVX2 CPUs.
+// (GEMM) on AVX-512 VNNI, AVX2 and AArch64 (SDOT) CPUs.
 //
 // The file layout (ggml's) stores one row's blocks one after another, so a product
 // reads one row at a time and spends most of its instructions on per-row work: making
@@ -84,10 +84,12 @@ inline int64_t packed_pairs(int64_t n_out) { return (n_out + kPackedPairRows - 1
 
 // True when weights of `type` are repacked on this CPU: Q8_0, Q4_0, Q4_K, Q5_K and Q6_K
 // where the CPU has AVX-512 VNNI, the types packing_supported_avx2 names where it has
-// AVX2 only (cpu_has_* in quant.h and kernels_avx512.h, which CLUSTERD_MAX_ISA caps).
+// AVX2 only (cpu_has_* in quant.h and kernels_avx512.h, which CLUSTERD_MAX_ISA caps), and
+// on AArch64 builds with SDOT those packing_supported_neon names.
 bool packing_supported(TensorType type);
-// The types the AVX2 kernels handle.
+// The types the AVX2 kernels handle, and the NEON ones (none without SDOT).
 bool packing_supported_avx2(TensorType type);
+bool packing_supported_neon(TensorType type);
 
 // Bytes of one pair of row groups of a packed matrix, and of the whole matrix.
 size_t packed_pair_bytes(TensorType type, int64_t n_in);
@@ -121,12 +123,14 @@ void packed_activation_sums_k(const uint8_t* rows, size_t row_bytes, int n_token
 void packed_product(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a,
                     int n_tokens, float* y, int64_t pair_begin, int64_t pair_end);
 
-// The same through one family of kernels (src/engine/packed_avx512.cpp and
-// packed_avx2.cpp); the caller checks that the CPU has it (and for AVX2 that
-// packing_supported_avx2 names the type). Each gives the reference's results bit for bit.
+// The same through one family of kernels (src/engine/packed_avx512.cpp, packed_avx2.cpp
+// and packed_neon.cpp); the caller checks that the CPU has it and that the family's
+// packing_supported_* names the type. Each gives the reference's results bit for bit.
 void packed_product_avx512(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
                            const PackedActivations& a, int n_tokens, float* y, int64_t pair_begin, int64_t pair_end);
 void packed_product_avx2(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
+                         const PackedActivations& a, int n_tokens, float* y, int64_t pair_begin, int64_t pair_end);
+void packed_product_neon(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
                          const PackedActivations& a, int n_tokens, float* y, int64_t pair_begin, int64_t pair_end);
 
 // The same results computed one scalar operation at a time (for tests).

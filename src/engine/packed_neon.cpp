@@ -1,0 +1,396 @@
+// The packed product on AArch64 with SDOT (__ARM_FEATURE_DOTPROD), over the layout of
+// the x86 kernels (packed.h): each 64-byte vector of 16 rows is four 128-bit quarters
+// of 4 rows, so a tile is Q quarter-groups by T tokens. SDOT multiplies signed bytes
+// four to a lane, and every stored quant is a signed byte here: q8_0's w + 128 comes
+// back as w by flipping its top bit, the other types' quants are 0-63. The int32
+// totals are the exact ones the scalar reference makes, and the float steps are its
+// steps in its order, so results equal it bit for bit. Checked under qemu only: no ARM
+// CPU has timed this code.
+#include <algorithm>
+#include <cstring>
+
+#include "clusterd/engine/kernels_neon.h"
+#include "clusterd/engine/packed.h"
+#include "packed_layout.h"
+#include "row_tiles.h"
+
+#if defined(CLUSTERD_HAVE_NEON_KERNELS) && defined(__ARM_FEATURE_DOTPROD)
+#include <arm_neon.h>
+
+namespace clusterd {
+namespace {
+
+using namespace packed_layout;
+
+constexpr int kQuarterRows = 4;  // rows per 128-bit quarter of a group
+constexpr int kYQuants = 2;      // offset of qs in block_q8_0 (after the fp16 d)
+constexpr int kYBlock = 34;      // sizeof(block_q8_0)
+constexpr int kQ8KBlock = 292;   // sizeof(block_q8_K): float d, 256 qs, 16 bsums
+constexpr int kQ8KQuants = 4;
+constexpr int kQ8KBsums = 260;
+constexpr int kMaxTokens = 2;       // T of the widest batch tile
+constexpr int kDecodeQuarters = 8;  // Q of a one-token tile: a whole pair, one stream
+constexpr int kBatchQuarters = 4;   // Q of a batch tile: one group
+
+// Four activation bytes in every lane.
+inline int8x16_t broadcast4(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return vreinterpretq_s8_s32(vdupq_n_s32(v));
+}
+
+inline int8x16_t load_s8(const uint8_t* p) { return vreinterpretq_s8_u8(vld1q_u8(p)); }
+
+// Four fp16 values as floats.
+inline float32x4_t halves4(const uint8_t* p) {
+  uint16_t h[4];
+  std::memcpy(h, p, sizeof h);
+  return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(h)));
+}
+
+// Four unsigned (signed) bytes widened to int32 lanes.
+inline int32x4_t widen_u8(const uint8_t* p) {
+  uint8_t b[8] = {};
+  std::memcpy(b, p, 4);
+  return vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(vmovl_u8(vld1_u8(b)))));
+}
+inline int32x4_t widen_s8(const uint8_t* p) {
+  int8_t b[8] = {};
+  std::memcpy(b, p, 4);
+  return vmovl_s16(vget_low_s16(vmovl_s8(vld1_s8(b))));
+}
+
+inline void prefetch(const uint8_t* p) { __builtin_prefetch(p); }
+
+// Where quarter-group q (of the whole matrix) lives: its pair, its group in the pair,
+// and its quarter of that group's vectors.
+struct Quarter {
+  const uint8_t* pair;
+  int group;
+  int quarter;
+};
+
+inline Quarter quarter_at(const uint8_t* packed, size_t pair_bytes, int64_t q) {
+  const int64_t g = q / 4;
+  return {packed + g / 2 * pair_bytes, static_cast<int>(g % 2), static_cast<int>(q % 4)};
+}
+
+template <int Q, int T>
+inline void store_tile(const float32x4_t (&acc)[Q][T], float* y, int64_t n_out, int64_t q0, int t0) {
+  for (int i = 0; i < Q; ++i) {
+    const int64_t first = (q0 + i) * kQuarterRows;
+    const int64_t valid = std::min<int64_t>(kQuarterRows, n_out - first);
+    if (valid <= 0) break;
+    for (int t = 0; t < T; ++t) {
+      float* out = y + (t0 + t) * n_out + first;
+      if (valid == kQuarterRows) {
+        vst1q_f32(out, acc[i][t]);
+      } else {
+        float lanes[kQuarterRows];
+        vst1q_f32(lanes, acc[i][t]);
+        std::memcpy(out, lanes, valid * sizeof(float));
+      }
+    }
+  }
+}
+
+// q8_0 / q4_0: quarter-groups q0.. by T tokens, block by block; q4_0's offset comes
+// back as -8 * sum(x).
+template <bool kQ4, int Q, int T>
+void tile(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nb, const PackedActivations& a, int t0, float* y,
+          int64_t n_out) {
+  constexpr size_t kPairBlock = pair_block_bytes(kQ4);
+  constexpr bool kPrefetch = T == 1 && Q == kDecodeQuarters;
+  constexpr size_t kAhead = (kQ4 ? 8 : 4) * kPairBlock;
+  const uint8x16_t low_nibbles = vdupq_n_u8(0x0f), sign_bit = vdupq_n_u8(0x80);
+  Quarter quarters[Q];
+  for (int i = 0; i < Q; ++i) quarters[i] = quarter_at(packed, pair_bytes, q0 + i);
+  float32x4_t acc[Q][T];
+  for (int i = 0; i < Q; ++i) {
+    for (int t = 0; t < T; ++t) acc[i][t] = vdupq_n_f32(0.0f);
+  }
+  for (int b = 0; b < nb; ++b) {
+    const size_t block = static_cast<size_t>(b) * kPairBlock;
+    if constexpr (kPrefetch) {
+      for (size_t at = 0; at < kPairBlock; at += 64) prefetch(quarters[0].pair + block + kAhead + at);
+    }
+    const uint8_t* yq[T];
+    int32x4_t sum[Q][T];
+    for (int t = 0; t < T; ++t) {
+      yq[t] = a.rows + (t0 + t) * a.row_bytes + static_cast<size_t>(b) * kYBlock + kYQuants;
+      const int32x4_t bias = vdupq_n_s32(kQ4 ? -8 * a.sum[(t0 + t) * nb + b] : 0);
+      for (int i = 0; i < Q; ++i) sum[i][t] = bias;
+    }
+    if constexpr (kQ4) {
+      for (int j = 0; j < 4; ++j) {
+        for (int i = 0; i < Q; ++i) {
+          const Quarter& h = quarters[i];
+          const uint8x16_t v = vld1q_u8(h.pair + block + block_quants(kQ4, h.group) + 64 * j + 16 * h.quarter);
+          const int8x16_t low = vreinterpretq_s8_u8(vandq_u8(v, low_nibbles));
+          const int8x16_t high = vreinterpretq_s8_u8(vshrq_n_u8(v, 4));
+          for (int t = 0; t < T; ++t) {
+            sum[i][t] = vdotq_s32(sum[i][t], low, broadcast4(yq[t] + 4 * j));
+            sum[i][t] = vdotq_s32(sum[i][t], high, broadcast4(yq[t] + 16 + 4 * j));
+          }
+        }
+      }
+    } else {
+      for (int j = 0; j < 8; ++j) {
+        for (int i = 0; i < Q; ++i) {
+          const Quarter& h = quarters[i];
+          const int8x16_t w = vreinterpretq_s8_u8(
+              veorq_u8(vld1q_u8(h.pair + block + block_quants(kQ4, h.group) + 64 * j + 16 * h.quarter), sign_bit));
+          for (int t = 0; t < T; ++t) sum[i][t] = vdotq_s32(sum[i][t], w, broadcast4(yq[t] + 4 * j));
+        }
+      }
+    }
+    for (int i = 0; i < Q; ++i) {
+      const Quarter& h = quarters[i];
+      const float32x4_t dw = halves4(h.pair + block + block_scales(kQ4, h.group) + 8 * h.quarter);
+      for (int t = 0; t < T; ++t) {
+        const float32x4_t scale = vmulq_f32(dw, vdupq_n_f32(a.d[(t0 + t) * nb + b]));
+        acc[i][t] = vfmaq_f32(acc[i][t], vcvtq_f32_s32(sum[i][t]), scale);
+      }
+    }
+  }
+  store_tile<Q, T>(acc, y, n_out, q0, t0);
+}
+
+// q4_K / q5_K: per chunk of 64 elements, the low and high nibbles (q5_K: with the
+// fifth bit at bit 4) give the sums of sub-blocks 2c and 2c + 1, which take their 6-bit
+// scales; the mins meet the activations' sub-block sums in widening multiplies.
+template <bool kQ5, int Q, int T>
+void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nsb, const PackedActivations& a, int t0,
+               float* y, int64_t n_out) {
+  constexpr size_t kPairRecords = q4_K_pair_record(kQ5);
+  constexpr bool kPrefetch = T == 1 && Q == kDecodeQuarters;
+  const uint8x16_t low_nibbles = vdupq_n_u8(0x0f), bit4 = vdupq_n_u8(0x10);
+  Quarter quarters[Q];
+  for (int i = 0; i < Q; ++i) quarters[i] = quarter_at(packed, pair_bytes, q0 + i);
+  float32x4_t acc[Q][T];
+  for (int i = 0; i < Q; ++i) {
+    for (int t = 0; t < T; ++t) acc[i][t] = vdupq_n_f32(0.0f);
+  }
+  for (int sb = 0; sb < nsb; ++sb) {
+    const size_t record = static_cast<size_t>(sb) * kPairRecords;
+    const uint8_t* yq[T];
+    for (int t = 0; t < T; ++t)
+      yq[t] = a.rows + (t0 + t) * a.row_bytes + static_cast<size_t>(sb) * kQ8KBlock + kQ8KQuants;
+    if constexpr (kPrefetch) {
+      for (size_t at = 0; at < kQ4KHeader; at += 64) prefetch(quarters[0].pair + record + kPairRecords + at);
+    }
+    int32x4_t total[Q][T];
+    for (int i = 0; i < Q; ++i) {
+      for (int t = 0; t < T; ++t) total[i][t] = vdupq_n_s32(0);
+    }
+    for (int c = 0; c < 4; ++c) {
+      uint8x16_t fifth[Q][2];  // q5_K: the chunk's fifth bits, of the low and the high nibbles
+      if constexpr (kQ5) {
+        for (int i = 0; i < Q; ++i) {
+          const Quarter& h = quarters[i];
+          const uint8_t* bits = h.pair + record + q5_K_fifth_bits(h.group, c, 0);
+          if (kPrefetch && h.quarter == 0) prefetch(bits + kPairRecords), prefetch(bits + 64 + kPairRecords);
+          fifth[i][0] = vld1q_u8(bits + 16 * h.quarter);
+          fifth[i][1] = vld1q_u8(bits + 64 + 16 * h.quarter);
+        }
+      }
+      int32x4_t low[Q][T], high[Q][T];
+      for (int i = 0; i < Q; ++i) {
+        for (int t = 0; t < T; ++t) low[i][t] = high[i][t] = vdupq_n_s32(0);
+      }
+      for (int p = 0; p < 8; ++p) {
+        const int8x16_t to_bit4 = vdupq_n_s8(static_cast<int8_t>(4 - p));  // bit p to bit 4 (negative: right)
+        for (int i = 0; i < Q; ++i) {
+          const Quarter& h = quarters[i];
+          const uint8_t* line = h.pair + record + q4_K_quants(kQ5, h.group, c, p);
+          if (kPrefetch && h.quarter == 0) prefetch(line + kPairRecords);
+          const uint8x16_t v = vld1q_u8(line + 16 * h.quarter);
+          uint8x16_t lo = vandq_u8(v, low_nibbles), hi = vshrq_n_u8(v, 4);
+          if constexpr (kQ5) {
+            lo = vorrq_u8(lo, vandq_u8(vshlq_u8(fifth[i][0], to_bit4), bit4));
+            hi = vorrq_u8(hi, vandq_u8(vshlq_u8(fifth[i][1], to_bit4), bit4));
+          }
+          for (int t = 0; t < T; ++t) {
+            low[i][t] = vdotq_s32(low[i][t], vreinterpretq_s8_u8(lo), broadcast4(yq[t] + 64 * c + 4 * p));
+            high[i][t] = vdotq_s32(high[i][t], vreinterpretq_s8_u8(hi), broadcast4(yq[t] + 64 * c + 32 + 4 * p));
+          }
+        }
+      }
+      for (int i = 0; i < Q; ++i) {
+        const Quarter& h = quarters[i];
+        const uint8_t* scales = h.pair + record + q4_K_scales(h.group) + 32 * c + 4 * h.quarter;
+        const int32x4_t sc_low = widen_u8(scales), sc_high = widen_u8(scales + 16);
+        for (int t = 0; t < T; ++t) {
+          total[i][t] = vmlaq_s32(total[i][t], low[i][t], sc_low);
+          total[i][t] = vmlaq_s32(total[i][t], high[i][t], sc_high);
+        }
+      }
+    }
+    for (int i = 0; i < Q; ++i) {
+      const Quarter& h = quarters[i];
+      const uint8_t* rec = h.pair + record;
+      const float32x4_t d = halves4(rec + q4_K_d(h.group) + 8 * h.quarter);
+      const float32x4_t dmin = halves4(rec + q4_K_dmin(h.group) + 8 * h.quarter);
+      for (int t = 0; t < T; ++t) {
+        const int16_t* sums = a.sums32 + (static_cast<size_t>(t0 + t) * nsb + sb) * 8;
+        int32x4_t min_total = vdupq_n_s32(0);
+        for (int q = 0; q < 4; ++q) {
+          // Rows 4k..4k+3, each its mins of sub-blocks 2q and 2q + 1, against their sums.
+          const int16x8_t mins =
+              vreinterpretq_s16_u16(vmovl_u8(vld1_u8(rec + q4_K_mins(h.group) + 32 * q + 8 * h.quarter)));
+          const int16_t pair_sums[4] = {sums[2 * q], sums[2 * q + 1], sums[2 * q], sums[2 * q + 1]};
+          const int16x4_t s = vld1_s16(pair_sums);
+          min_total =
+              vaddq_s32(min_total, vpaddq_s32(vmull_s16(vget_low_s16(mins), s), vmull_s16(vget_high_s16(mins), s)));
+        }
+        float dy;
+        std::memcpy(&dy, yq[t] - kQ8KQuants, sizeof dy);
+        const float32x4_t dy_v = vdupq_n_f32(dy);
+        acc[i][t] = vfmaq_f32(acc[i][t], vcvtq_f32_s32(total[i][t]), vmulq_f32(d, dy_v));
+        acc[i][t] = vfmsq_f32(acc[i][t], vcvtq_f32_s32(min_total), vmulq_f32(dmin, dy_v));
+      }
+    }
+  }
+  store_tile<Q, T>(acc, y, n_out, q0, t0);
+}
+
+// q6_K: per superblock and 16-element sub-block, a group's three vectors give its four
+// quarters' 6-bit quants, whose sums, less 32 * the activations' sub-block sum, take
+// the sub-block's int8 scale.
+template <int Q, int T>
+void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nsb, const PackedActivations& a, int t0,
+               float* y, int64_t n_out) {
+  constexpr bool kPrefetch = T == 1 && Q == kDecodeQuarters;
+  const uint8x16_t low_nibble = vdupq_n_u8(0x0f), bits45 = vdupq_n_u8(0x30);
+  Quarter quarters[Q];
+  for (int i = 0; i < Q; ++i) quarters[i] = quarter_at(packed, pair_bytes, q0 + i);
+  float32x4_t acc[Q][T];
+  for (int i = 0; i < Q; ++i) {
+    for (int t = 0; t < T; ++t) acc[i][t] = vdupq_n_f32(0.0f);
+  }
+  for (int sb = 0; sb < nsb; ++sb) {
+    const size_t record = static_cast<size_t>(sb) * kQ6KPairRecord;
+    const uint8_t* yq[T];
+    const int16_t* bsums[T];
+    for (int t = 0; t < T; ++t) {
+      const uint8_t* block = a.rows + (t0 + t) * a.row_bytes + static_cast<size_t>(sb) * kQ8KBlock;
+      yq[t] = block + kQ8KQuants;
+      bsums[t] = reinterpret_cast<const int16_t*>(block + kQ8KBsums);
+    }
+    if constexpr (kPrefetch) {
+      for (size_t at = 0; at < kQ6KHeader; at += 64) prefetch(quarters[0].pair + record + kQ6KPairRecord + at);
+    }
+    int32x4_t total[Q][T];
+    for (int i = 0; i < Q; ++i) {
+      for (int t = 0; t < T; ++t) total[i][t] = vdupq_n_s32(0);
+    }
+    for (int s = 0; s < 16; ++s) {
+      for (int i = 0; i < Q; ++i) {
+        const Quarter& h = quarters[i];
+        const uint8_t* v = h.pair + record + q6_K_sub_block(h.group, s);
+        if (kPrefetch && h.quarter == 0) {
+          for (int line = 0; line < 3; ++line) prefetch(v + kQ6KPairRecord + 64 * line);
+        }
+        const uint8x16_t low01 = vld1q_u8(v + 16 * h.quarter), low23 = vld1q_u8(v + 64 + 16 * h.quarter);
+        const uint8x16_t high = vld1q_u8(v + 128 + 16 * h.quarter);
+        const int8x16_t q[4] = {
+            vreinterpretq_s8_u8(vorrq_u8(vandq_u8(low01, low_nibble), vandq_u8(vshlq_n_u8(high, 4), bits45))),
+            vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(low01, 4), vandq_u8(vshlq_n_u8(high, 2), bits45))),
+            vreinterpretq_s8_u8(vorrq_u8(vandq_u8(low23, low_nibble), vandq_u8(high, bits45))),
+            vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(low23, 4), vandq_u8(vshrq_n_u8(high, 2), bits45)))};
+        const int32x4_t scale = widen_s8(h.pair + record + q6_K_scales(h.group) + s * kPackedRows + 4 * h.quarter);
+        for (int t = 0; t < T; ++t) {
+          const uint8_t* x = yq[t] + 16 * s;
+          int32x4_t dot = vdupq_n_s32(-32 * bsums[t][s]);
+          for (int k = 0; k < 4; ++k) dot = vdotq_s32(dot, q[k], broadcast4(x + 4 * k));
+          total[i][t] = vmlaq_s32(total[i][t], dot, scale);
+        }
+      }
+    }
+    for (int i = 0; i < Q; ++i) {
+      const Quarter& h = quarters[i];
+      const float32x4_t d = halves4(h.pair + record + q6_K_d(h.group) + 8 * h.quarter);
+      for (int t = 0; t < T; ++t) {
+        float dy;
+        std::memcpy(&dy, yq[t] - kQ8KQuants, sizeof dy);
+        acc[i][t] = vfmaq_f32(acc[i][t], vcvtq_f32_s32(total[i][t]), vmulq_f32(d, vdupq_n_f32(dy)));
+      }
+    }
+  }
+  store_tile<Q, T>(acc, y, n_out, q0, t0);
+}
+
+// Pairs [begin, end): one token, a whole pair per tile (one stream): decode(q0); more
+// tokens, one group by up to two tokens: batch(q0, t0, T).
+template <typename Decode, typename Batch>
+void run_tiles(int64_t begin, int64_t end, int n_tokens, Decode decode, Batch batch) {
+  for (int64_t p = begin; p < end; ++p) {
+    if (n_tokens == 1) {
+      decode(kDecodeQuarters * p);
+      continue;
+    }
+    for (int64_t q = kDecodeQuarters * p; q < kDecodeQuarters * (p + 1); q += kBatchQuarters) {
+      for (int t0 = 0; t0 < n_tokens; t0 += kMaxTokens) {
+        with_count<kMaxTokens>(std::min(kMaxTokens, n_tokens - t0), [&](auto T) { batch(q, t0, T); });
+      }
+    }
+  }
+}
+
+}  // namespace
+
+bool packing_supported_neon(TensorType type) {
+  return type == TensorType::kQ8_0 || type == TensorType::kQ4_0 || type == TensorType::kQ4_K ||
+         type == TensorType::kQ5_K || type == TensorType::kQ6_K;
+}
+
+void packed_product_neon(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
+                         const PackedActivations& a, int n_tokens, float* y, int64_t pair_begin, int64_t pair_end) {
+  const size_t pair_bytes = packed_pair_bytes(type, n_in);
+  const int nb = static_cast<int>(n_in / 32), nsb = static_cast<int>(n_in / 256);
+  constexpr int D = kDecodeQuarters, B = kBatchQuarters;
+  switch (type) {
+    case TensorType::kQ8_0:
+      return run_tiles(
+          pair_begin, pair_end, n_tokens,
+          [&](int64_t q) { tile<false, D, 1>(packed, pair_bytes, q, nb, a, 0, y, n_out); },
+          [&](int64_t q, int t0, auto T) { tile<false, B, T()>(packed, pair_bytes, q, nb, a, t0, y, n_out); });
+    case TensorType::kQ4_0:
+      return run_tiles(
+          pair_begin, pair_end, n_tokens,
+          [&](int64_t q) { tile<true, D, 1>(packed, pair_bytes, q, nb, a, 0, y, n_out); },
+          [&](int64_t q, int t0, auto T) { tile<true, B, T()>(packed, pair_bytes, q, nb, a, t0, y, n_out); });
+    case TensorType::kQ4_K:
+      return run_tiles(
+          pair_begin, pair_end, n_tokens,
+          [&](int64_t q) { tile_q4_K<false, D, 1>(packed, pair_bytes, q, nsb, a, 0, y, n_out); },
+          [&](int64_t q, int t0, auto T) { tile_q4_K<false, B, T()>(packed, pair_bytes, q, nsb, a, t0, y, n_out); });
+    case TensorType::kQ5_K:
+      return run_tiles(
+          pair_begin, pair_end, n_tokens,
+          [&](int64_t q) { tile_q4_K<true, D, 1>(packed, pair_bytes, q, nsb, a, 0, y, n_out); },
+          [&](int64_t q, int t0, auto T) { tile_q4_K<true, B, T()>(packed, pair_bytes, q, nsb, a, t0, y, n_out); });
+    default:  // Q6_K (packing_supported_neon names no other type)
+      return run_tiles(
+          pair_begin, pair_end, n_tokens,
+          [&](int64_t q) { tile_q6_K<D, 1>(packed, pair_bytes, q, nsb, a, 0, y, n_out); },
+          [&](int64_t q, int t0, auto T) { tile_q6_K<B, T()>(packed, pair_bytes, q, nsb, a, t0, y, n_out); });
+  }
+}
+
+}  // namespace clusterd
+
+#else  // no SDOT: packing_supported() is false there, and packed_product never calls this
+
+namespace clusterd {
+
+bool packing_supported_neon(TensorType) { return false; }
+
+void packed_product_neon(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
+                         const PackedActivations& a, int n_tokens, float* y, int64_t pair_begin, int64_t pair_end) {
+  packed_product_reference(type, packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);
+}
+
+}  // namespace clusterd
+
+#endif
