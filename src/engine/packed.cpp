@@ -205,8 +205,8 @@ bool packing_supported(TensorType type) {
       type != TensorType::kQ5_K && type != TensorType::kQ6_K) {
     return false;
   }
-  static const bool vnni = cpu_has_avx512_vnni(), avx2 = cpu_has_avx2();
-  return vnni || (avx2 && packing_supported_avx2(type)) || packing_supported_neon(type);
+  static const bool kernels = cpu_has_avx512_vnni() || cpu_has_avx2() || packed_neon_kernels_built();
+  return kernels;
 }
 
 void packed_product(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a,

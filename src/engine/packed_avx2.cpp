@@ -28,6 +28,7 @@ constexpr int kYQuants = 2;       // offset of qs in block_q8_0 (after the fp16 
 constexpr int kYBlock = 34;       // sizeof(block_q8_0)
 constexpr int kMaxTokens = 2;     // T of the widest batch tile (wider ones spill)
 constexpr int kDecodeHalves = 4;  // H of a one-token tile: a whole pair, one stream
+constexpr int kBatchHalves = 2;   // H of a batch tile: one group
 
 CLUSTERD_AVX2 inline __m256i load256(const uint8_t* p) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
@@ -40,6 +41,24 @@ CLUSTERD_AVX2 inline __m256i broadcast4(const uint8_t* p) {
   int32_t v;
   std::memcpy(&v, p, sizeof v);
   return _mm256_set1_epi32(v);
+}
+
+// Every vector of a tile's accumulators set to zero.
+template <int H, int T>
+CLUSTERD_AVX2 inline void zero(__m256 (&v)[H][T]) {
+#pragma GCC unroll 8
+  for (int i = 0; i < H; ++i) {
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) v[i][t] = _mm256_setzero_ps();
+  }
+}
+template <int H, int T>
+CLUSTERD_AVX2 inline void zero(__m256i (&v)[H][T]) {
+#pragma GCC unroll 8
+  for (int i = 0; i < H; ++i) {
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) v[i][t] = _mm256_setzero_si256();
+  }
 }
 
 // Where half-group h (of the whole matrix) lives: its pair, its group in the pair, and
@@ -96,11 +115,7 @@ CLUSTERD_AVX2 void tile(const uint8_t* packed, size_t pair_bytes, int64_t h0, in
 #pragma GCC unroll 8
   for (int i = 0; i < H; ++i) halves[i] = half_at(packed, pair_bytes, h0 + i);
   __m256 acc[H][T];
-#pragma GCC unroll 8
-  for (int i = 0; i < H; ++i) {
-#pragma GCC unroll 8
-    for (int t = 0; t < T; ++t) acc[i][t] = _mm256_setzero_ps();
-  }
+  zero(acc);
   for (int b = 0; b < nb; ++b) {
     const size_t block = static_cast<size_t>(b) * kPairBlock;
     if constexpr (kPrefetch) {
@@ -113,11 +128,7 @@ CLUSTERD_AVX2 void tile(const uint8_t* packed, size_t pair_bytes, int64_t h0, in
     __m256i sum[H][T];
     if constexpr (kQ4) {
       __m256i pairs[H][T];
-#pragma GCC unroll 8
-      for (int i = 0; i < H; ++i) {
-#pragma GCC unroll 8
-        for (int t = 0; t < T; ++t) pairs[i][t] = _mm256_setzero_si256();
-      }
+      zero(pairs);
 #pragma GCC unroll 4
       for (int j = 0; j < 4; ++j) {
 #pragma GCC unroll 8
@@ -141,11 +152,7 @@ CLUSTERD_AVX2 void tile(const uint8_t* packed, size_t pair_bytes, int64_t h0, in
         for (int i = 0; i < H; ++i) sum[i][t] = _mm256_add_epi32(bias, _mm256_madd_epi16(pairs[i][t], ones));
       }
     } else {
-#pragma GCC unroll 8
-      for (int i = 0; i < H; ++i) {
-#pragma GCC unroll 8
-        for (int t = 0; t < T; ++t) sum[i][t] = _mm256_setzero_si256();
-      }
+      zero(sum);
 #pragma GCC unroll 8
       for (int j = 0; j < 8; ++j) {
 #pragma GCC unroll 8
@@ -211,11 +218,7 @@ CLUSTERD_AVX2 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t h
 #pragma GCC unroll 8
   for (int i = 0; i < H; ++i) halves[i] = half_at(packed, pair_bytes, h0 + i);
   __m256 acc[H][T];
-#pragma GCC unroll 8
-  for (int i = 0; i < H; ++i) {
-#pragma GCC unroll 8
-    for (int t = 0; t < T; ++t) acc[i][t] = _mm256_setzero_ps();
-  }
+  zero(acc);
   for (int sb = 0; sb < nsb; ++sb) {
     const size_t record = static_cast<size_t>(sb) * kPairRecords;
     const uint8_t* yq[T];
@@ -227,11 +230,7 @@ CLUSTERD_AVX2 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t h
       for (size_t at = 0; at < kQ4KHeader; at += 64) prefetch(halves[0].pair + record + kPairRecords + at);
     }
     __m256i total[H][T];
-#pragma GCC unroll 8
-    for (int i = 0; i < H; ++i) {
-#pragma GCC unroll 8
-      for (int t = 0; t < T; ++t) total[i][t] = _mm256_setzero_si256();
-    }
+    zero(total);
 #pragma GCC unroll 1
     for (int c = 0; c < 4; ++c) {
       __m256i fifth[H][2];  // q5_K: the chunk's fifth bits, of the low and the high nibbles
@@ -247,14 +246,7 @@ CLUSTERD_AVX2 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t h
       }
       __m256i low[H][T], high[H][T];      // int32 sums of sub-blocks 2c and 2c + 1
       __m256i low16[H][T], high16[H][T];  // int16 pairs of products, not yet widened
-#pragma GCC unroll 8
-      for (int i = 0; i < H; ++i) {
-#pragma GCC unroll 8
-        for (int t = 0; t < T; ++t) {
-          low[i][t] = high[i][t] = _mm256_setzero_si256();
-          low16[i][t] = high16[i][t] = _mm256_setzero_si256();
-        }
-      }
+      zero(low), zero(high), zero(low16), zero(high16);
 #pragma GCC unroll 8
       for (int p = 0; p < 8; ++p) {
 #pragma GCC unroll 8
@@ -336,11 +328,7 @@ CLUSTERD_AVX2 void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t h
 #pragma GCC unroll 8
   for (int i = 0; i < H; ++i) halves[i] = half_at(packed, pair_bytes, h0 + i);
   __m256 acc[H][T];
-#pragma GCC unroll 8
-  for (int i = 0; i < H; ++i) {
-#pragma GCC unroll 8
-    for (int t = 0; t < T; ++t) acc[i][t] = _mm256_setzero_ps();
-  }
+  zero(acc);
   for (int sb = 0; sb < nsb; ++sb) {
     const size_t record = static_cast<size_t>(sb) * kQ6KPairRecord;
     const uint8_t* yq[T];
@@ -356,11 +344,7 @@ CLUSTERD_AVX2 void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t h
       for (size_t at = 0; at < kQ6KHeader; at += 64) prefetch(halves[0].pair + record + kQ6KPairRecord + at);
     }
     __m256i total[H][T];
-#pragma GCC unroll 8
-    for (int i = 0; i < H; ++i) {
-#pragma GCC unroll 8
-      for (int t = 0; t < T; ++t) total[i][t] = _mm256_setzero_si256();
-    }
+    zero(total);
 #pragma GCC unroll 2
     for (int s = 0; s < 16; ++s) {
 #pragma GCC unroll 8
@@ -410,60 +394,34 @@ CLUSTERD_AVX2 void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t h
   store_tile<H, T>(acc, y, n_out, h0, t0);
 }
 
-// Pairs [begin, end): one token, a whole pair per tile (one stream): decode(h0); more
-// tokens, one group (two halves) by up to two tokens: batch(h0, t0, T).
-template <typename Decode, typename Batch>
-void run_tiles(int64_t begin, int64_t end, int n_tokens, Decode decode, Batch batch) {
-  for (int64_t p = begin; p < end; ++p) {
-    if (n_tokens == 1) {
-      decode(kDecodeHalves * p);
-      continue;
-    }
-    for (int64_t h = kDecodeHalves * p; h < kDecodeHalves * (p + 1); h += 2) {
-      for (int t0 = 0; t0 < n_tokens; t0 += kMaxTokens) {
-        with_count<kMaxTokens>(std::min(kMaxTokens, n_tokens - t0), [&](auto T) { batch(h, t0, T); });
-      }
-    }
-  }
-}
-
 }  // namespace
-
-bool packing_supported_avx2(TensorType type) {
-  return type == TensorType::kQ8_0 || type == TensorType::kQ4_0 || type == TensorType::kQ4_K ||
-         type == TensorType::kQ5_K || type == TensorType::kQ6_K;
-}
 
 void packed_product_avx2(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
                          const PackedActivations& a, int n_tokens, float* y, int64_t pair_begin, int64_t pair_end) {
   const size_t pair_bytes = packed_pair_bytes(type, n_in);
   const int nb = static_cast<int>(n_in / 32), nsb = static_cast<int>(n_in / 256);
+  auto run = [&](auto tile) {
+    for_each_pair_tile<kDecodeHalves, kBatchHalves, kMaxTokens>(pair_begin, pair_end, n_tokens, tile);
+  };
   switch (type) {
     case TensorType::kQ8_0:
-      return run_tiles(
-          pair_begin, pair_end, n_tokens,
-          [&](int64_t h) { tile<false, kDecodeHalves, 1>(packed, pair_bytes, h, nb, a, 0, y, n_out); },
-          [&](int64_t h, int t0, auto T) { tile<false, 2, T()>(packed, pair_bytes, h, nb, a, t0, y, n_out); });
+      return run([&](auto H, auto T, int64_t h, int t0) {
+        tile<false, H(), T()>(packed, pair_bytes, h, nb, a, t0, y, n_out);
+      });
     case TensorType::kQ4_0:
-      return run_tiles(
-          pair_begin, pair_end, n_tokens,
-          [&](int64_t h) { tile<true, kDecodeHalves, 1>(packed, pair_bytes, h, nb, a, 0, y, n_out); },
-          [&](int64_t h, int t0, auto T) { tile<true, 2, T()>(packed, pair_bytes, h, nb, a, t0, y, n_out); });
+      return run(
+          [&](auto H, auto T, int64_t h, int t0) { tile<true, H(), T()>(packed, pair_bytes, h, nb, a, t0, y, n_out); });
     case TensorType::kQ4_K:
-      return run_tiles(
-          pair_begin, pair_end, n_tokens,
-          [&](int64_t h) { tile_q4_K<false, kDecodeHalves, 1>(packed, pair_bytes, h, nsb, a, 0, y, n_out); },
-          [&](int64_t h, int t0, auto T) { tile_q4_K<false, 2, T()>(packed, pair_bytes, h, nsb, a, t0, y, n_out); });
+      return run([&](auto H, auto T, int64_t h, int t0) {
+        tile_q4_K<false, H(), T()>(packed, pair_bytes, h, nsb, a, t0, y, n_out);
+      });
     case TensorType::kQ5_K:
-      return run_tiles(
-          pair_begin, pair_end, n_tokens,
-          [&](int64_t h) { tile_q4_K<true, kDecodeHalves, 1>(packed, pair_bytes, h, nsb, a, 0, y, n_out); },
-          [&](int64_t h, int t0, auto T) { tile_q4_K<true, 2, T()>(packed, pair_bytes, h, nsb, a, t0, y, n_out); });
-    default:  // Q6_K (packing_supported_avx2 names no other type)
-      return run_tiles(
-          pair_begin, pair_end, n_tokens,
-          [&](int64_t h) { tile_q6_K<kDecodeHalves, 1>(packed, pair_bytes, h, nsb, a, 0, y, n_out); },
-          [&](int64_t h, int t0, auto T) { tile_q6_K<2, T()>(packed, pair_bytes, h, nsb, a, t0, y, n_out); });
+      return run([&](auto H, auto T, int64_t h, int t0) {
+        tile_q4_K<true, H(), T()>(packed, pair_bytes, h, nsb, a, t0, y, n_out);
+      });
+    default:  // Q6_K (packing_supported names no other type)
+      return run(
+          [&](auto H, auto T, int64_t h, int t0) { tile_q6_K<H(), T()>(packed, pair_bytes, h, nsb, a, t0, y, n_out); });
   }
 }
 
@@ -472,8 +430,6 @@ void packed_product_avx2(TensorType type, const uint8_t* packed, int64_t n_in, i
 #else  // not x86-64: no AVX2 (packed_product never calls this there)
 
 namespace clusterd {
-
-bool packing_supported_avx2(TensorType) { return false; }
 
 void packed_product_avx2(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
                          const PackedActivations& a, int n_tokens, float* y, int64_t pair_begin, int64_t pair_end) {

@@ -62,6 +62,20 @@ inline int32x4_t widen_s8(const uint8_t* p) {
 
 inline void prefetch(const uint8_t* p) { __builtin_prefetch(p); }
 
+// Every vector of a tile's accumulators set to zero.
+template <int Q, int T>
+inline void zero(float32x4_t (&v)[Q][T]) {
+  for (int i = 0; i < Q; ++i) {
+    for (int t = 0; t < T; ++t) v[i][t] = vdupq_n_f32(0.0f);
+  }
+}
+template <int Q, int T>
+inline void zero(int32x4_t (&v)[Q][T]) {
+  for (int i = 0; i < Q; ++i) {
+    for (int t = 0; t < T; ++t) v[i][t] = vdupq_n_s32(0);
+  }
+}
+
 // Where quarter-group q (of the whole matrix) lives: its pair, its group in the pair,
 // and its quarter of that group's vectors.
 struct Quarter {
@@ -106,9 +120,7 @@ void tile(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nb, const Pa
   Quarter quarters[Q];
   for (int i = 0; i < Q; ++i) quarters[i] = quarter_at(packed, pair_bytes, q0 + i);
   float32x4_t acc[Q][T];
-  for (int i = 0; i < Q; ++i) {
-    for (int t = 0; t < T; ++t) acc[i][t] = vdupq_n_f32(0.0f);
-  }
+  zero(acc);
   for (int b = 0; b < nb; ++b) {
     const size_t block = static_cast<size_t>(b) * kPairBlock;
     if constexpr (kPrefetch) {
@@ -168,9 +180,7 @@ void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nsb, co
   Quarter quarters[Q];
   for (int i = 0; i < Q; ++i) quarters[i] = quarter_at(packed, pair_bytes, q0 + i);
   float32x4_t acc[Q][T];
-  for (int i = 0; i < Q; ++i) {
-    for (int t = 0; t < T; ++t) acc[i][t] = vdupq_n_f32(0.0f);
-  }
+  zero(acc);
   for (int sb = 0; sb < nsb; ++sb) {
     const size_t record = static_cast<size_t>(sb) * kPairRecords;
     const uint8_t* yq[T];
@@ -180,9 +190,7 @@ void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nsb, co
       for (size_t at = 0; at < kQ4KHeader; at += 64) prefetch(quarters[0].pair + record + kPairRecords + at);
     }
     int32x4_t total[Q][T];
-    for (int i = 0; i < Q; ++i) {
-      for (int t = 0; t < T; ++t) total[i][t] = vdupq_n_s32(0);
-    }
+    zero(total);
     for (int c = 0; c < 4; ++c) {
       uint8x16_t fifth[Q][2];  // q5_K: the chunk's fifth bits, of the low and the high nibbles
       if constexpr (kQ5) {
@@ -195,9 +203,7 @@ void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nsb, co
         }
       }
       int32x4_t low[Q][T], high[Q][T];
-      for (int i = 0; i < Q; ++i) {
-        for (int t = 0; t < T; ++t) low[i][t] = high[i][t] = vdupq_n_s32(0);
-      }
+      zero(low), zero(high);
       for (int p = 0; p < 8; ++p) {
         const int8x16_t to_bit4 = vdupq_n_s8(static_cast<int8_t>(4 - p));  // bit p to bit 4 (negative: right)
         for (int i = 0; i < Q; ++i) {
@@ -265,9 +271,7 @@ void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nsb, co
   Quarter quarters[Q];
   for (int i = 0; i < Q; ++i) quarters[i] = quarter_at(packed, pair_bytes, q0 + i);
   float32x4_t acc[Q][T];
-  for (int i = 0; i < Q; ++i) {
-    for (int t = 0; t < T; ++t) acc[i][t] = vdupq_n_f32(0.0f);
-  }
+  zero(acc);
   for (int sb = 0; sb < nsb; ++sb) {
     const size_t record = static_cast<size_t>(sb) * kQ6KPairRecord;
     const uint8_t* yq[T];
@@ -281,9 +285,7 @@ void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nsb, co
       for (size_t at = 0; at < kQ6KHeader; at += 64) prefetch(quarters[0].pair + record + kQ6KPairRecord + at);
     }
     int32x4_t total[Q][T];
-    for (int i = 0; i < Q; ++i) {
-      for (int t = 0; t < T; ++t) total[i][t] = vdupq_n_s32(0);
-    }
+    zero(total);
     for (int s = 0; s < 16; ++s) {
       for (int i = 0; i < Q; ++i) {
         const Quarter& h = quarters[i];
@@ -320,61 +322,36 @@ void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nsb, co
   store_tile<Q, T>(acc, y, n_out, q0, t0);
 }
 
-// Pairs [begin, end): one token, a whole pair per tile (one stream): decode(q0); more
-// tokens, one group by up to two tokens: batch(q0, t0, T).
-template <typename Decode, typename Batch>
-void run_tiles(int64_t begin, int64_t end, int n_tokens, Decode decode, Batch batch) {
-  for (int64_t p = begin; p < end; ++p) {
-    if (n_tokens == 1) {
-      decode(kDecodeQuarters * p);
-      continue;
-    }
-    for (int64_t q = kDecodeQuarters * p; q < kDecodeQuarters * (p + 1); q += kBatchQuarters) {
-      for (int t0 = 0; t0 < n_tokens; t0 += kMaxTokens) {
-        with_count<kMaxTokens>(std::min(kMaxTokens, n_tokens - t0), [&](auto T) { batch(q, t0, T); });
-      }
-    }
-  }
-}
-
 }  // namespace
 
-bool packing_supported_neon(TensorType type) {
-  return type == TensorType::kQ8_0 || type == TensorType::kQ4_0 || type == TensorType::kQ4_K ||
-         type == TensorType::kQ5_K || type == TensorType::kQ6_K;
-}
+bool packed_neon_kernels_built() { return true; }
 
 void packed_product_neon(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
                          const PackedActivations& a, int n_tokens, float* y, int64_t pair_begin, int64_t pair_end) {
   const size_t pair_bytes = packed_pair_bytes(type, n_in);
   const int nb = static_cast<int>(n_in / 32), nsb = static_cast<int>(n_in / 256);
-  constexpr int D = kDecodeQuarters, B = kBatchQuarters;
+  auto run = [&](auto tile) {
+    for_each_pair_tile<kDecodeQuarters, kBatchQuarters, kMaxTokens>(pair_begin, pair_end, n_tokens, tile);
+  };
   switch (type) {
     case TensorType::kQ8_0:
-      return run_tiles(
-          pair_begin, pair_end, n_tokens,
-          [&](int64_t q) { tile<false, D, 1>(packed, pair_bytes, q, nb, a, 0, y, n_out); },
-          [&](int64_t q, int t0, auto T) { tile<false, B, T()>(packed, pair_bytes, q, nb, a, t0, y, n_out); });
+      return run([&](auto Q, auto T, int64_t q, int t0) {
+        tile<false, Q(), T()>(packed, pair_bytes, q, nb, a, t0, y, n_out);
+      });
     case TensorType::kQ4_0:
-      return run_tiles(
-          pair_begin, pair_end, n_tokens,
-          [&](int64_t q) { tile<true, D, 1>(packed, pair_bytes, q, nb, a, 0, y, n_out); },
-          [&](int64_t q, int t0, auto T) { tile<true, B, T()>(packed, pair_bytes, q, nb, a, t0, y, n_out); });
+      return run(
+          [&](auto Q, auto T, int64_t q, int t0) { tile<true, Q(), T()>(packed, pair_bytes, q, nb, a, t0, y, n_out); });
     case TensorType::kQ4_K:
-      return run_tiles(
-          pair_begin, pair_end, n_tokens,
-          [&](int64_t q) { tile_q4_K<false, D, 1>(packed, pair_bytes, q, nsb, a, 0, y, n_out); },
-          [&](int64_t q, int t0, auto T) { tile_q4_K<false, B, T()>(packed, pair_bytes, q, nsb, a, t0, y, n_out); });
+      return run([&](auto Q, auto T, int64_t q, int t0) {
+        tile_q4_K<false, Q(), T()>(packed, pair_bytes, q, nsb, a, t0, y, n_out);
+      });
     case TensorType::kQ5_K:
-      return run_tiles(
-          pair_begin, pair_end, n_tokens,
-          [&](int64_t q) { tile_q4_K<true, D, 1>(packed, pair_bytes, q, nsb, a, 0, y, n_out); },
-          [&](int64_t q, int t0, auto T) { tile_q4_K<true, B, T()>(packed, pair_bytes, q, nsb, a, t0, y, n_out); });
-    default:  // Q6_K (packing_supported_neon names no other type)
-      return run_tiles(
-          pair_begin, pair_end, n_tokens,
-          [&](int64_t q) { tile_q6_K<D, 1>(packed, pair_bytes, q, nsb, a, 0, y, n_out); },
-          [&](int64_t q, int t0, auto T) { tile_q6_K<B, T()>(packed, pair_bytes, q, nsb, a, t0, y, n_out); });
+      return run([&](auto Q, auto T, int64_t q, int t0) {
+        tile_q4_K<true, Q(), T()>(packed, pair_bytes, q, nsb, a, t0, y, n_out);
+      });
+    default:  // Q6_K (packing_supported names no other type)
+      return run(
+          [&](auto Q, auto T, int64_t q, int t0) { tile_q6_K<Q(), T()>(packed, pair_bytes, q, nsb, a, t0, y, n_out); });
   }
 }
 
@@ -384,7 +361,7 @@ void packed_product_neon(TensorType type, const uint8_t* packed, int64_t n_in, i
 
 namespace clusterd {
 
-bool packing_supported_neon(TensorType) { return false; }
+bool packed_neon_kernels_built() { return false; }
 
 void packed_product_neon(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
                          const PackedActivations& a, int n_tokens, float* y, int64_t pair_begin, int64_t pair_end) {

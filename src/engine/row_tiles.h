@@ -41,4 +41,25 @@ void with_count(int count, F f) {
   f(std::integral_constant<int, kMax>{});
 }
 
+// The loop over pairs [begin, end) of a packed matrix (packed.h) for kernels whose
+// vectors are narrower than a group (packed_avx2.cpp: halves, packed_neon.cpp:
+// quarters; a pair is kUnits of them): tile(U, T, u0, t0) with U and T as
+// std::integral_constant. One token: a whole pair per tile (U = kUnits, one stream);
+// more tokens: kBatchUnits (one group) by up to kMaxTokens tokens.
+template <int kUnits, int kBatchUnits, int kMaxTokens, typename Tile>
+void for_each_pair_tile(int64_t begin, int64_t end, int n_tokens, Tile tile) {
+  for (int64_t p = begin; p < end; ++p) {
+    if (n_tokens == 1) {
+      tile(std::integral_constant<int, kUnits>{}, std::integral_constant<int, 1>{}, kUnits * p, 0);
+      continue;
+    }
+    for (int64_t u = kUnits * p; u < kUnits * (p + 1); u += kBatchUnits) {
+      for (int t0 = 0; t0 < n_tokens; t0 += kMaxTokens) {
+        with_count<kMaxTokens>(std::min(kMaxTokens, n_tokens - t0),
+                               [&](auto T) { tile(std::integral_constant<int, kBatchUnits>{}, T, u, t0); });
+      }
+    }
+  }
+}
+
 }  // namespace clusterd

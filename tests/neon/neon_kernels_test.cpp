@@ -428,7 +428,7 @@ void test_packed(Checks& checks, Random& rnd) {
   if (!neon_kernels_use_dotprod()) {
     for (TensorType type : types) {
       checks.exact("no SDOT: " + std::string(tensor_type_name(type)) + " stays in the file layout", 0.0f,
-                   packing_supported_neon(type) ? 1.0f : 0.0f);
+                   packing_supported(type) ? 1.0f : 0.0f);
     }
     return;
   }

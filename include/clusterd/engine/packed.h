@@ -83,13 +83,11 @@ constexpr int kPackedPairRows = 2 * kPackedRows;  // rows per pair of groups, th
 inline int64_t packed_pairs(int64_t n_out) { return (n_out + kPackedPairRows - 1) / kPackedPairRows; }
 
 // True when weights of `type` are repacked on this CPU: Q8_0, Q4_0, Q4_K, Q5_K and Q6_K
-// where the CPU has AVX-512 VNNI, the types packing_supported_avx2 names where it has
-// AVX2 only (cpu_has_* in quant.h and kernels_avx512.h, which CLUSTERD_MAX_ISA caps), and
-// on AArch64 builds with SDOT those packing_supported_neon names.
+// where the CPU has AVX-512 VNNI or AVX2 (cpu_has_* in quant.h and kernels_avx512.h,
+// which CLUSTERD_MAX_ISA caps), or the build has the NEON kernels.
 bool packing_supported(TensorType type);
-// The types the AVX2 kernels handle, and the NEON ones (none without SDOT).
-bool packing_supported_avx2(TensorType type);
-bool packing_supported_neon(TensorType type);
+// True on AArch64 builds that target SDOT, which the NEON kernels need.
+bool packed_neon_kernels_built();
 
 // Bytes of one pair of row groups of a packed matrix, and of the whole matrix.
 size_t packed_pair_bytes(TensorType type, int64_t n_in);
@@ -124,8 +122,9 @@ void packed_product(TensorType type, const uint8_t* packed, int64_t n_in, int64_
                     int n_tokens, float* y, int64_t pair_begin, int64_t pair_end);
 
 // The same through one family of kernels (src/engine/packed_avx512.cpp, packed_avx2.cpp
-// and packed_neon.cpp); the caller checks that the CPU has it and that the family's
-// packing_supported_* names the type. Each gives the reference's results bit for bit.
+// and packed_neon.cpp); the caller checks that the CPU has it (for NEON,
+// packed_neon_kernels_built()) and that packing_supported names the type. Each gives
+// the reference's results bit for bit.
 void packed_product_avx512(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
                            const PackedActivations& a, int n_tokens, float* y, int64_t pair_begin, int64_t pair_end);
 void packed_product_avx2(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
