@@ -24,8 +24,11 @@ constexpr int kYBlock = 34;  // sizeof(block_q8_0)
 
 CLUSTERD_AVX512 inline __m512i load512(const uint8_t* p) { return _mm512_loadu_si512(p); }
 
-// Into L1; an address past the matrix is harmless (prefetches do not fault).
-inline void prefetch(const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
+// Non-temporal (weights are read once per token, so they need not displace the caches'
+// other lines): decode ran at 86-87% of the bound for Q4_K against 81-84% with T0, at
+// 2 threads Q8_0 95-97% against 89-91% and Q4_0 97-99% against 89-94%; Q6_K the same.
+// An address past the matrix is harmless (prefetches do not fault).
+inline void prefetch(const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_NTA); }
 
 // Four activation bytes in every lane (VPBROADCASTD, shared by the tile's groups).
 CLUSTERD_AVX512 inline __m512i broadcast4(const uint8_t* p) {
