@@ -34,7 +34,8 @@ CLUSTERD_AVX2 inline __m256i load256(const uint8_t* p) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
 }
 
-inline void prefetch(const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
+// Non-temporal, as on AVX-512 (capped at AVX2, decode gained 0-5 points of the bound).
+inline void prefetch(const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_NTA); }
 
 // Four activation bytes in every lane.
 CLUSTERD_AVX2 inline __m256i broadcast4(const uint8_t* p) {
