@@ -138,7 +138,7 @@ void reference_superblocks(int64_t n_in, int64_t n_out, const PackedActivations&
       for (int t = 0; t < n_tokens; ++t) {
         float acc = 0.0f;
         for (int sb = 0; sb < nsb; ++sb) {
-          step(g, r, t, sb, *(reinterpret_cast<const block_q8_K*>(a.rows + t * a.row_bytes) + sb), acc);
+          step(g, r, t, sb, q8_K_block(a, t, sb), acc);
         }
         y[t * n_out + g * kPackedRows + r] = acc;
       }

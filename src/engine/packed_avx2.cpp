@@ -24,8 +24,6 @@ namespace {
 using namespace packed_layout;
 
 constexpr int kHalfRows = 8;      // rows per 256-bit half of a group
-constexpr int kYQuants = 2;       // offset of qs in block_q8_0 (after the fp16 d)
-constexpr int kYBlock = 34;       // sizeof(block_q8_0)
 constexpr int kMaxTokens = 2;     // T of the widest batch tile (wider ones spill)
 constexpr int kDecodeHalves = 4;  // H of a one-token tile: a whole pair, one stream
 constexpr int kBatchHalves = 2;   // H of a batch tile: one group
@@ -60,19 +58,6 @@ CLUSTERD_AVX2 inline void zero(__m256i (&v)[H][T]) {
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) v[i][t] = _mm256_setzero_si256();
   }
-}
-
-// Where half-group h (of the whole matrix) lives: its pair, its group in the pair, and
-// its half of that group's vectors.
-struct Half {
-  const uint8_t* pair;
-  int group;
-  int half;
-};
-
-inline Half half_at(const uint8_t* packed, size_t pair_bytes, int64_t h) {
-  const int64_t g = h / 2;
-  return {packed + g / 2 * pair_bytes, static_cast<int>(g % 2), static_cast<int>(h % 2)};
 }
 
 // The tile's results: rows of half-groups h0.., tokens t0.. (padding rows not stored).
@@ -112,9 +97,9 @@ CLUSTERD_AVX2 void tile(const uint8_t* packed, size_t pair_bytes, int64_t h0, in
   constexpr size_t kAhead = (kQ4 ? 8 : 4) * kPairBlock;
   const __m256i ones = _mm256_set1_epi16(1), low_nibbles = _mm256_set1_epi8(0x0f);
   const __m256i sign_bit = _mm256_set1_epi8(static_cast<char>(0x80));
-  Half halves[H];
+  GroupSlice halves[H];
 #pragma GCC unroll 8
-  for (int i = 0; i < H; ++i) halves[i] = half_at(packed, pair_bytes, h0 + i);
+  for (int i = 0; i < H; ++i) halves[i] = slice_at<2>(packed, pair_bytes, h0 + i);
   __m256 acc[H][T];
   zero(acc);
   for (int b = 0; b < nb; ++b) {
@@ -125,7 +110,7 @@ CLUSTERD_AVX2 void tile(const uint8_t* packed, size_t pair_bytes, int64_t h0, in
     }
     const uint8_t* yq[T];
 #pragma GCC unroll 8
-    for (int t = 0; t < T; ++t) yq[t] = a.rows + (t0 + t) * a.row_bytes + static_cast<size_t>(b) * kYBlock + kYQuants;
+    for (int t = 0; t < T; ++t) yq[t] = q8_0_quants(a, t0 + t, b);
     __m256i sum[H][T];
     if constexpr (kQ4) {
       __m256i pairs[H][T];
@@ -134,8 +119,8 @@ CLUSTERD_AVX2 void tile(const uint8_t* packed, size_t pair_bytes, int64_t h0, in
       for (int j = 0; j < 4; ++j) {
 #pragma GCC unroll 8
         for (int i = 0; i < H; ++i) {
-          const Half& h = halves[i];
-          const __m256i v = load256(h.pair + block + block_quants(kQ4, h.group) + 64 * j + 32 * h.half);
+          const GroupSlice& h = halves[i];
+          const __m256i v = load256(h.pair + block + block_quants(kQ4, h.group) + 64 * j + 32 * h.slice);
           const __m256i low = _mm256_and_si256(v, low_nibbles);
           const __m256i high = _mm256_and_si256(_mm256_srli_epi16(v, 4), low_nibbles);
 #pragma GCC unroll 8
@@ -158,9 +143,9 @@ CLUSTERD_AVX2 void tile(const uint8_t* packed, size_t pair_bytes, int64_t h0, in
       for (int j = 0; j < 8; ++j) {
 #pragma GCC unroll 8
         for (int i = 0; i < H; ++i) {
-          const Half& h = halves[i];
+          const GroupSlice& h = halves[i];
           const __m256i w =
-              _mm256_xor_si256(load256(h.pair + block + block_quants(kQ4, h.group) + 64 * j + 32 * h.half), sign_bit);
+              _mm256_xor_si256(load256(h.pair + block + block_quants(kQ4, h.group) + 64 * j + 32 * h.slice), sign_bit);
           const __m256i magnitude = _mm256_abs_epi8(w);
 #pragma GCC unroll 8
           for (int t = 0; t < T; ++t) {
@@ -172,9 +157,9 @@ CLUSTERD_AVX2 void tile(const uint8_t* packed, size_t pair_bytes, int64_t h0, in
     }
 #pragma GCC unroll 8
     for (int i = 0; i < H; ++i) {
-      const Half& h = halves[i];
-      const __m256 dw = _mm256_cvtph_ps(
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(h.pair + block + block_scales(kQ4, h.group) + 16 * h.half)));
+      const GroupSlice& h = halves[i];
+      const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(
+          reinterpret_cast<const __m128i*>(h.pair + block + block_scales(kQ4, h.group) + 16 * h.slice)));
 #pragma GCC unroll 8
       for (int t = 0; t < T; ++t) {
         const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(a.d[(t0 + t) * nb + b]));
@@ -191,9 +176,6 @@ CLUSTERD_AVX2 void tile(const uint8_t* packed, size_t pair_bytes, int64_t h0, in
 // the activations' sub-block sums by VPMADDWD. Pairs of products are at most 3,810
 // (q4_K, quants 0-15) or 7,874 (q5_K, 0-31), so eight (q4_K) or four (q5_K) of them add
 // up in int16 before they widen.
-constexpr int kQ8KBlock = 292;  // sizeof(block_q8_K): float d, 256 qs, 16 bsums
-constexpr int kQ8KQuants = 4;
-constexpr int kQ8KBsums = 260;
 
 // Bit p of every byte of v, moved to bit 4 (other bits unspecified).
 CLUSTERD_AVX2 inline __m256i bit_to_4(__m256i v, int p) {
@@ -215,17 +197,16 @@ CLUSTERD_AVX2 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t h
   constexpr bool kPrefetch = T == 1 && H == kDecodeHalves;  // one record ahead, as on AVX-512
   constexpr int kWiden = kQ5 ? 4 : 8;                       // vectors per int16 sum
   const __m256i ones = _mm256_set1_epi16(1), low_nibbles = _mm256_set1_epi8(0x0f), bit4 = _mm256_set1_epi8(0x10);
-  Half halves[H];
+  GroupSlice halves[H];
 #pragma GCC unroll 8
-  for (int i = 0; i < H; ++i) halves[i] = half_at(packed, pair_bytes, h0 + i);
+  for (int i = 0; i < H; ++i) halves[i] = slice_at<2>(packed, pair_bytes, h0 + i);
   __m256 acc[H][T];
   zero(acc);
   for (int sb = 0; sb < nsb; ++sb) {
     const size_t record = static_cast<size_t>(sb) * kPairRecords;
     const uint8_t* yq[T];
 #pragma GCC unroll 8
-    for (int t = 0; t < T; ++t)
-      yq[t] = a.rows + (t0 + t) * a.row_bytes + static_cast<size_t>(sb) * kQ8KBlock + kQ8KQuants;
+    for (int t = 0; t < T; ++t) yq[t] = q8_K_quants(a, t0 + t, sb);
     if constexpr (kPrefetch) {
 #pragma GCC unroll 10
       for (size_t at = 0; at < kQ4KHeader; at += 64) prefetch(halves[0].pair + record + kPairRecords + at);
@@ -238,11 +219,11 @@ CLUSTERD_AVX2 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t h
       if constexpr (kQ5) {
 #pragma GCC unroll 8
         for (int i = 0; i < H; ++i) {
-          const Half& h = halves[i];
+          const GroupSlice& h = halves[i];
           const uint8_t* bits = h.pair + record + q5_K_fifth_bits(h.group, c, 0);
-          if (kPrefetch && h.half == 0) prefetch(bits + kPairRecords), prefetch(bits + 64 + kPairRecords);
-          fifth[i][0] = load256(bits + 32 * h.half);
-          fifth[i][1] = load256(bits + 64 + 32 * h.half);
+          if (kPrefetch && h.slice == 0) prefetch(bits + kPairRecords), prefetch(bits + 64 + kPairRecords);
+          fifth[i][0] = load256(bits + 32 * h.slice);
+          fifth[i][1] = load256(bits + 64 + 32 * h.slice);
         }
       }
       __m256i low[H][T], high[H][T];      // int32 sums of sub-blocks 2c and 2c + 1
@@ -252,10 +233,10 @@ CLUSTERD_AVX2 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t h
       for (int p = 0; p < 8; ++p) {
 #pragma GCC unroll 8
         for (int i = 0; i < H; ++i) {
-          const Half& h = halves[i];
+          const GroupSlice& h = halves[i];
           const uint8_t* line = h.pair + record + q4_K_quants(kQ5, h.group, c, p);
-          if (kPrefetch && h.half == 0) prefetch(line + kPairRecords);
-          const __m256i v = load256(line + 32 * h.half);
+          if (kPrefetch && h.slice == 0) prefetch(line + kPairRecords);
+          const __m256i v = load256(line + 32 * h.slice);
           __m256i lo = _mm256_and_si256(v, low_nibbles);
           __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low_nibbles);
           if constexpr (kQ5) {
@@ -277,8 +258,8 @@ CLUSTERD_AVX2 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t h
       }
 #pragma GCC unroll 8
       for (int i = 0; i < H; ++i) {
-        const Half& h = halves[i];
-        const uint8_t* scales = h.pair + record + q4_K_scales(h.group) + 32 * c + 8 * h.half;
+        const GroupSlice& h = halves[i];
+        const uint8_t* scales = h.pair + record + q4_K_scales(h.group) + 32 * c + 8 * h.slice;
         const __m256i sc_low = scales_u8(scales), sc_high = scales_u8(scales + 16);
 #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) {
@@ -289,10 +270,10 @@ CLUSTERD_AVX2 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t h
     }
 #pragma GCC unroll 8
     for (int i = 0; i < H; ++i) {
-      const Half& h = halves[i];
+      const GroupSlice& h = halves[i];
       const uint8_t* rec = h.pair + record;
-      const __m256 d = halves_fp16(rec + q4_K_d(h.group) + 16 * h.half);
-      const __m256 dmin = halves_fp16(rec + q4_K_dmin(h.group) + 16 * h.half);
+      const __m256 d = halves_fp16(rec + q4_K_d(h.group) + 16 * h.slice);
+      const __m256 dmin = halves_fp16(rec + q4_K_dmin(h.group) + 16 * h.slice);
 #pragma GCC unroll 8
       for (int t = 0; t < T; ++t) {
         const int16_t* sums = a.sums32 + (static_cast<size_t>(t0 + t) * nsb + sb) * 8;
@@ -301,12 +282,11 @@ CLUSTERD_AVX2 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t h
         for (int q = 0; q < 4; ++q) {
           // Row r's mins of sub-blocks 2q and 2q + 1 against their activation sums.
           const __m256i mins = _mm256_cvtepu8_epi16(
-              _mm_loadu_si128(reinterpret_cast<const __m128i*>(rec + q4_K_mins(h.group) + 32 * q + 16 * h.half)));
+              _mm_loadu_si128(reinterpret_cast<const __m128i*>(rec + q4_K_mins(h.group) + 32 * q + 16 * h.slice)));
           min_total = _mm256_add_epi32(
               min_total, _mm256_madd_epi16(mins, broadcast4(reinterpret_cast<const uint8_t*>(sums + 2 * q))));
         }
-        float dy;
-        std::memcpy(&dy, yq[t] - kQ8KQuants, sizeof dy);
+        const float dy = q8_K_block(a, t0 + t, sb).d;
         const __m256 dy_v = _mm256_set1_ps(dy);
         acc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(total[i][t]), _mm256_mul_ps(d, dy_v), acc[i][t]);
         acc[i][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(min_total), _mm256_mul_ps(dmin, dy_v), acc[i][t]);
@@ -325,9 +305,9 @@ CLUSTERD_AVX2 void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t h
                              int t0, float* y, int64_t n_out) {
   constexpr bool kPrefetch = T == 1 && H == kDecodeHalves;
   const __m256i ones = _mm256_set1_epi16(1), low_nibble = _mm256_set1_epi8(0x0f), bits45 = _mm256_set1_epi8(0x30);
-  Half halves[H];
+  GroupSlice halves[H];
 #pragma GCC unroll 8
-  for (int i = 0; i < H; ++i) halves[i] = half_at(packed, pair_bytes, h0 + i);
+  for (int i = 0; i < H; ++i) halves[i] = slice_at<2>(packed, pair_bytes, h0 + i);
   __m256 acc[H][T];
   zero(acc);
   for (int sb = 0; sb < nsb; ++sb) {
@@ -336,9 +316,8 @@ CLUSTERD_AVX2 void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t h
     const int16_t* bsums[T];
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
-      const uint8_t* block = a.rows + (t0 + t) * a.row_bytes + static_cast<size_t>(sb) * kQ8KBlock;
-      yq[t] = block + kQ8KQuants;
-      bsums[t] = reinterpret_cast<const int16_t*>(block + kQ8KBsums);
+      yq[t] = q8_K_quants(a, t0 + t, sb);
+      bsums[t] = q8_K_block(a, t0 + t, sb).bsums;
     }
     if constexpr (kPrefetch) {
 #pragma GCC unroll 9
@@ -350,14 +329,14 @@ CLUSTERD_AVX2 void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t h
     for (int s = 0; s < 16; ++s) {
 #pragma GCC unroll 8
       for (int i = 0; i < H; ++i) {
-        const Half& h = halves[i];
+        const GroupSlice& h = halves[i];
         const uint8_t* v = h.pair + record + q6_K_sub_block(h.group, s);
-        if (kPrefetch && h.half == 0) {
+        if (kPrefetch && h.slice == 0) {
 #pragma GCC unroll 3
           for (int line = 0; line < 3; ++line) prefetch(v + kQ6KPairRecord + 64 * line);
         }
-        const __m256i low01 = load256(v + 32 * h.half), low23 = load256(v + 64 + 32 * h.half);
-        const __m256i high = load256(v + 128 + 32 * h.half);
+        const __m256i low01 = load256(v + 32 * h.slice), low23 = load256(v + 64 + 32 * h.slice);
+        const __m256i high = load256(v + 128 + 32 * h.slice);
         const __m256i q0 =
             _mm256_or_si256(_mm256_and_si256(low01, low_nibble), _mm256_and_si256(_mm256_slli_epi16(high, 4), bits45));
         const __m256i q1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(low01, 4), low_nibble),
@@ -366,7 +345,7 @@ CLUSTERD_AVX2 void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t h
         const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(low23, 4), low_nibble),
                                            _mm256_and_si256(_mm256_srli_epi16(high, 2), bits45));
         const __m256i scale = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(
-            h.pair + record + q6_K_scales(h.group) + s * kPackedRows + kHalfRows * h.half)));
+            h.pair + record + q6_K_scales(h.group) + s * kPackedRows + kHalfRows * h.slice)));
 #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) {
           const uint8_t* x = yq[t] + 16 * s;
@@ -382,12 +361,11 @@ CLUSTERD_AVX2 void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t h
     }
 #pragma GCC unroll 8
     for (int i = 0; i < H; ++i) {
-      const Half& h = halves[i];
-      const __m256 d = halves_fp16(h.pair + record + q6_K_d(h.group) + 16 * h.half);
+      const GroupSlice& h = halves[i];
+      const __m256 d = halves_fp16(h.pair + record + q6_K_d(h.group) + 16 * h.slice);
 #pragma GCC unroll 8
       for (int t = 0; t < T; ++t) {
-        float dy;
-        std::memcpy(&dy, yq[t] - kQ8KQuants, sizeof dy);
+        const float dy = q8_K_block(a, t0 + t, sb).d;
         acc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(total[i][t]), _mm256_mul_ps(d, _mm256_set1_ps(dy)), acc[i][t]);
       }
     }

@@ -19,9 +19,6 @@ namespace {
 
 using namespace packed_layout;
 
-constexpr int kYQuants = 2;  // offset of qs in block_q8_0 (after the fp16 d)
-constexpr int kYBlock = 34;  // sizeof(block_q8_0)
-
 CLUSTERD_AVX512 inline __m512i load512(const uint8_t* p) { return _mm512_loadu_si512(p); }
 
 // Non-temporal (weights are read once per token, so they need not displace the caches'
@@ -85,7 +82,7 @@ CLUSTERD_AVX512 void tile(const uint8_t* pair, int nb, const PackedActivations& 
     const uint8_t* yq[T];
 #pragma GCC unroll 16
     for (int t = 0; t < T; ++t) {
-      yq[t] = a.rows + (t0 + t) * a.row_bytes + static_cast<size_t>(b) * kYBlock + kYQuants;
+      yq[t] = q8_0_quants(a, t0 + t, b);
       const __m512i bias = _mm512_set1_epi32(-kOffset * a.sum[(t0 + t) * nb + b]);
 #pragma GCC unroll 16
       for (int r = 0; r < R; ++r) sum[r][t] = bias, odd[r][t] = _mm512_setzero_si512();
@@ -169,8 +166,6 @@ constexpr int kSelect = 0xe4;  // VPTERNLOGD: c ? a : b, bit by bit
 CLUSTERD_AVX512 inline __m512i bit_to_4(__m512i v, int p) {
   return p <= 4 ? _mm512_slli_epi16(v, 4 - p) : _mm512_srli_epi16(v, p - 4);
 }
-constexpr int kQ8KBlock = 292;  // sizeof(block_q8_K): float d, 256 qs, 16 bsums
-constexpr int kQ8KQuants = 4;
 
 // Group r of a tile starting at group g0 of the matrix: its superblock sb's parts are
 // in the pair record at base(r) + sb * kPairRecords, at the offsets for group(r).
@@ -188,8 +183,7 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t
   for (int sb = 0; sb < nsb; ++sb) {
     const uint8_t* yq[T];
 #pragma GCC unroll 16
-    for (int t = 0; t < T; ++t)
-      yq[t] = a.rows + (t0 + t) * a.row_bytes + static_cast<size_t>(sb) * kQ8KBlock + kQ8KQuants;
+    for (int t = 0; t < T; ++t) yq[t] = q8_K_quants(a, t0 + t, sb);
     const size_t record = static_cast<size_t>(sb) * kPairRecords;
     // One token: each record line is prefetched one superblock (one pair record) ahead.
     // Without it, decode ran at 47-65% of the bandwidth bound, with it at 82-89%. (Two
@@ -282,8 +276,7 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t
           min_total =
               _mm512_dpwssd_epi32(min_total, mins[q], broadcast4(reinterpret_cast<const uint8_t*>(sums + 2 * q)));
         }
-        float dy;
-        std::memcpy(&dy, yq[t] - kQ8KQuants, sizeof dy);
+        const float dy = q8_K_block(a, t0 + t, sb).d;
         const __m512 dy_v = _mm512_set1_ps(dy);
         acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(total[r][t]), _mm512_mul_ps(d, dy_v), acc[r][t]);
         acc[r][t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(min_total), _mm512_mul_ps(dmin, dy_v), acc[r][t]);
@@ -321,7 +314,6 @@ void run_q4_K(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedAc
 // merged by VPTERNLOGD), whose VPDPBUSD sums, seeded with -32 * the activations'
 // sub-block sum, take the sub-block's int8 scale by VPMULLD into the superblock's
 // exact total.
-constexpr int kQ8KBsums = 260;  // offset of bsums in block_q8_K
 
 // Groups g0.. (R = 2: a whole pair) by T tokens.
 template <int R, int T>
@@ -337,9 +329,8 @@ CLUSTERD_AVX512 void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t
     const int16_t* bsums[T];
 #pragma GCC unroll 16
     for (int t = 0; t < T; ++t) {
-      const uint8_t* block = a.rows + (t0 + t) * a.row_bytes + static_cast<size_t>(sb) * kQ8KBlock;
-      yq[t] = block + kQ8KQuants;
-      bsums[t] = reinterpret_cast<const int16_t*>(block + kQ8KBsums);
+      yq[t] = q8_K_quants(a, t0 + t, sb);
+      bsums[t] = q8_K_block(a, t0 + t, sb).bsums;
     }
     __m512i total[R][T];
 #pragma GCC unroll 16
@@ -390,8 +381,7 @@ CLUSTERD_AVX512 void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t
       const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(record + q6_K_d(g))));
 #pragma GCC unroll 16
       for (int t = 0; t < T; ++t) {
-        float dy;
-        std::memcpy(&dy, yq[t] - kQ8KQuants, sizeof dy);
+        const float dy = q8_K_block(a, t0 + t, sb).d;
         acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(total[r][t]), _mm512_mul_ps(d, _mm512_set1_ps(dy)), acc[r][t]);
       }
     }

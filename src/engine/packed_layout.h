@@ -1,9 +1,14 @@
 // Byte offsets of the packed layout (described in include/clusterd/engine/packed.h),
-// shared by the packer and scalar reference (packed.cpp) and the AVX-512 kernels
-// (packed_avx512.cpp). `g` is a group's place in its pair (0 or 1).
+// shared by the packer and scalar reference (packed.cpp) and the kernels
+// (packed_avx512.cpp, packed_avx2.cpp, packed_neon.cpp), and how the kernels find
+// their activations and slices. `g` is a group's place in its pair (0 or 1).
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+
+#include "clusterd/engine/packed.h"
+#include "clusterd/engine/quant.h"
 
 namespace clusterd::packed_layout {
 
@@ -36,5 +41,31 @@ constexpr size_t kQ6KPairRecord = 6720;
 constexpr size_t q6_K_scales(int g) { return g * 256; }
 constexpr size_t q6_K_d(int g) { return 512 + g * 32; }
 constexpr size_t q6_K_sub_block(int g, int s) { return kQ6KHeader + (2 * s + g) * 192; }
+
+// Token t's activations as the kernels read them: the quants of its Q8_0 block b (for
+// q8_0 and q4_0 weights), or its Q8_K superblock sb (for the K-quants).
+inline const uint8_t* q8_0_quants(const PackedActivations& a, int t, int b) {
+  return reinterpret_cast<const uint8_t*>(reinterpret_cast<const block_q8_0*>(a.rows + t * a.row_bytes)[b].qs);
+}
+inline const block_q8_K& q8_K_block(const PackedActivations& a, int t, int sb) {
+  return reinterpret_cast<const block_q8_K*>(a.rows + t * a.row_bytes)[sb];
+}
+inline const uint8_t* q8_K_quants(const PackedActivations& a, int t, int sb) {
+  return reinterpret_cast<const uint8_t*>(q8_K_block(a, t, sb).qs);
+}
+
+// Kernels whose vectors are narrower than 64 bytes read a group's vectors in kSlices
+// slices of 16 / kSlices rows (AVX2: 2 halves, NEON: 4 quarters). Slice u of the
+// matrix: its pair, its group in the pair, and its place among the group's slices.
+struct GroupSlice {
+  const uint8_t* pair;
+  int group;
+  int slice;
+};
+template <int kSlices>
+inline GroupSlice slice_at(const uint8_t* packed, size_t pair_bytes, int64_t u) {
+  const int64_t g = u / kSlices;
+  return {packed + g / 2 * pair_bytes, static_cast<int>(g % 2), static_cast<int>(u % kSlices)};
+}
 
 }  // namespace clusterd::packed_layout

@@ -22,12 +22,7 @@ namespace {
 
 using namespace packed_layout;
 
-constexpr int kQuarterRows = 4;  // rows per 128-bit quarter of a group
-constexpr int kYQuants = 2;      // offset of qs in block_q8_0 (after the fp16 d)
-constexpr int kYBlock = 34;      // sizeof(block_q8_0)
-constexpr int kQ8KBlock = 292;   // sizeof(block_q8_K): float d, 256 qs, 16 bsums
-constexpr int kQ8KQuants = 4;
-constexpr int kQ8KBsums = 260;
+constexpr int kQuarterRows = 4;     // rows per 128-bit quarter of a group
 constexpr int kMaxTokens = 2;       // T of the widest batch tile
 constexpr int kDecodeQuarters = 8;  // Q of a one-token tile: a whole pair, one stream
 constexpr int kBatchQuarters = 4;   // Q of a batch tile: one group
@@ -76,19 +71,6 @@ inline void zero(int32x4_t (&v)[Q][T]) {
   }
 }
 
-// Where quarter-group q (of the whole matrix) lives: its pair, its group in the pair,
-// and its quarter of that group's vectors.
-struct Quarter {
-  const uint8_t* pair;
-  int group;
-  int quarter;
-};
-
-inline Quarter quarter_at(const uint8_t* packed, size_t pair_bytes, int64_t q) {
-  const int64_t g = q / 4;
-  return {packed + g / 2 * pair_bytes, static_cast<int>(g % 2), static_cast<int>(q % 4)};
-}
-
 template <int Q, int T>
 inline void store_tile(const float32x4_t (&acc)[Q][T], float* y, int64_t n_out, int64_t q0, int t0) {
   for (int i = 0; i < Q; ++i) {
@@ -117,8 +99,8 @@ void tile(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nb, const Pa
   constexpr bool kPrefetch = T == 1 && Q == kDecodeQuarters;
   constexpr size_t kAhead = (kQ4 ? 8 : 4) * kPairBlock;
   const uint8x16_t low_nibbles = vdupq_n_u8(0x0f), sign_bit = vdupq_n_u8(0x80);
-  Quarter quarters[Q];
-  for (int i = 0; i < Q; ++i) quarters[i] = quarter_at(packed, pair_bytes, q0 + i);
+  GroupSlice quarters[Q];
+  for (int i = 0; i < Q; ++i) quarters[i] = slice_at<4>(packed, pair_bytes, q0 + i);
   float32x4_t acc[Q][T];
   zero(acc);
   for (int b = 0; b < nb; ++b) {
@@ -129,15 +111,15 @@ void tile(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nb, const Pa
     const uint8_t* yq[T];
     int32x4_t sum[Q][T];
     for (int t = 0; t < T; ++t) {
-      yq[t] = a.rows + (t0 + t) * a.row_bytes + static_cast<size_t>(b) * kYBlock + kYQuants;
+      yq[t] = q8_0_quants(a, t0 + t, b);
       const int32x4_t bias = vdupq_n_s32(kQ4 ? -8 * a.sum[(t0 + t) * nb + b] : 0);
       for (int i = 0; i < Q; ++i) sum[i][t] = bias;
     }
     if constexpr (kQ4) {
       for (int j = 0; j < 4; ++j) {
         for (int i = 0; i < Q; ++i) {
-          const Quarter& h = quarters[i];
-          const uint8x16_t v = vld1q_u8(h.pair + block + block_quants(kQ4, h.group) + 64 * j + 16 * h.quarter);
+          const GroupSlice& h = quarters[i];
+          const uint8x16_t v = vld1q_u8(h.pair + block + block_quants(kQ4, h.group) + 64 * j + 16 * h.slice);
           const int8x16_t low = vreinterpretq_s8_u8(vandq_u8(v, low_nibbles));
           const int8x16_t high = vreinterpretq_s8_u8(vshrq_n_u8(v, 4));
           for (int t = 0; t < T; ++t) {
@@ -149,16 +131,16 @@ void tile(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nb, const Pa
     } else {
       for (int j = 0; j < 8; ++j) {
         for (int i = 0; i < Q; ++i) {
-          const Quarter& h = quarters[i];
+          const GroupSlice& h = quarters[i];
           const int8x16_t w = vreinterpretq_s8_u8(
-              veorq_u8(vld1q_u8(h.pair + block + block_quants(kQ4, h.group) + 64 * j + 16 * h.quarter), sign_bit));
+              veorq_u8(vld1q_u8(h.pair + block + block_quants(kQ4, h.group) + 64 * j + 16 * h.slice), sign_bit));
           for (int t = 0; t < T; ++t) sum[i][t] = vdotq_s32(sum[i][t], w, broadcast4(yq[t] + 4 * j));
         }
       }
     }
     for (int i = 0; i < Q; ++i) {
-      const Quarter& h = quarters[i];
-      const float32x4_t dw = halves4(h.pair + block + block_scales(kQ4, h.group) + 8 * h.quarter);
+      const GroupSlice& h = quarters[i];
+      const float32x4_t dw = halves4(h.pair + block + block_scales(kQ4, h.group) + 8 * h.slice);
       for (int t = 0; t < T; ++t) {
         const float32x4_t scale = vmulq_f32(dw, vdupq_n_f32(a.d[(t0 + t) * nb + b]));
         acc[i][t] = vfmaq_f32(acc[i][t], vcvtq_f32_s32(sum[i][t]), scale);
@@ -177,15 +159,14 @@ void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nsb, co
   constexpr size_t kPairRecords = q4_K_pair_record(kQ5);
   constexpr bool kPrefetch = T == 1 && Q == kDecodeQuarters;
   const uint8x16_t low_nibbles = vdupq_n_u8(0x0f), bit4 = vdupq_n_u8(0x10);
-  Quarter quarters[Q];
-  for (int i = 0; i < Q; ++i) quarters[i] = quarter_at(packed, pair_bytes, q0 + i);
+  GroupSlice quarters[Q];
+  for (int i = 0; i < Q; ++i) quarters[i] = slice_at<4>(packed, pair_bytes, q0 + i);
   float32x4_t acc[Q][T];
   zero(acc);
   for (int sb = 0; sb < nsb; ++sb) {
     const size_t record = static_cast<size_t>(sb) * kPairRecords;
     const uint8_t* yq[T];
-    for (int t = 0; t < T; ++t)
-      yq[t] = a.rows + (t0 + t) * a.row_bytes + static_cast<size_t>(sb) * kQ8KBlock + kQ8KQuants;
+    for (int t = 0; t < T; ++t) yq[t] = q8_K_quants(a, t0 + t, sb);
     if constexpr (kPrefetch) {
       for (size_t at = 0; at < kQ4KHeader; at += 64) prefetch(quarters[0].pair + record + kPairRecords + at);
     }
@@ -195,11 +176,11 @@ void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nsb, co
       uint8x16_t fifth[Q][2];  // q5_K: the chunk's fifth bits, of the low and the high nibbles
       if constexpr (kQ5) {
         for (int i = 0; i < Q; ++i) {
-          const Quarter& h = quarters[i];
+          const GroupSlice& h = quarters[i];
           const uint8_t* bits = h.pair + record + q5_K_fifth_bits(h.group, c, 0);
-          if (kPrefetch && h.quarter == 0) prefetch(bits + kPairRecords), prefetch(bits + 64 + kPairRecords);
-          fifth[i][0] = vld1q_u8(bits + 16 * h.quarter);
-          fifth[i][1] = vld1q_u8(bits + 64 + 16 * h.quarter);
+          if (kPrefetch && h.slice == 0) prefetch(bits + kPairRecords), prefetch(bits + 64 + kPairRecords);
+          fifth[i][0] = vld1q_u8(bits + 16 * h.slice);
+          fifth[i][1] = vld1q_u8(bits + 64 + 16 * h.slice);
         }
       }
       int32x4_t low[Q][T], high[Q][T];
@@ -207,10 +188,10 @@ void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nsb, co
       for (int p = 0; p < 8; ++p) {
         const int8x16_t to_bit4 = vdupq_n_s8(static_cast<int8_t>(4 - p));  // bit p to bit 4 (negative: right)
         for (int i = 0; i < Q; ++i) {
-          const Quarter& h = quarters[i];
+          const GroupSlice& h = quarters[i];
           const uint8_t* line = h.pair + record + q4_K_quants(kQ5, h.group, c, p);
-          if (kPrefetch && h.quarter == 0) prefetch(line + kPairRecords);
-          const uint8x16_t v = vld1q_u8(line + 16 * h.quarter);
+          if (kPrefetch && h.slice == 0) prefetch(line + kPairRecords);
+          const uint8x16_t v = vld1q_u8(line + 16 * h.slice);
           uint8x16_t lo = vandq_u8(v, low_nibbles), hi = vshrq_n_u8(v, 4);
           if constexpr (kQ5) {
             lo = vorrq_u8(lo, vandq_u8(vshlq_u8(fifth[i][0], to_bit4), bit4));
@@ -223,8 +204,8 @@ void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nsb, co
         }
       }
       for (int i = 0; i < Q; ++i) {
-        const Quarter& h = quarters[i];
-        const uint8_t* scales = h.pair + record + q4_K_scales(h.group) + 32 * c + 4 * h.quarter;
+        const GroupSlice& h = quarters[i];
+        const uint8_t* scales = h.pair + record + q4_K_scales(h.group) + 32 * c + 4 * h.slice;
         const int32x4_t sc_low = widen_u8(scales), sc_high = widen_u8(scales + 16);
         for (int t = 0; t < T; ++t) {
           total[i][t] = vmlaq_s32(total[i][t], low[i][t], sc_low);
@@ -233,24 +214,23 @@ void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nsb, co
       }
     }
     for (int i = 0; i < Q; ++i) {
-      const Quarter& h = quarters[i];
+      const GroupSlice& h = quarters[i];
       const uint8_t* rec = h.pair + record;
-      const float32x4_t d = halves4(rec + q4_K_d(h.group) + 8 * h.quarter);
-      const float32x4_t dmin = halves4(rec + q4_K_dmin(h.group) + 8 * h.quarter);
+      const float32x4_t d = halves4(rec + q4_K_d(h.group) + 8 * h.slice);
+      const float32x4_t dmin = halves4(rec + q4_K_dmin(h.group) + 8 * h.slice);
       for (int t = 0; t < T; ++t) {
         const int16_t* sums = a.sums32 + (static_cast<size_t>(t0 + t) * nsb + sb) * 8;
         int32x4_t min_total = vdupq_n_s32(0);
         for (int q = 0; q < 4; ++q) {
           // Rows 4k..4k+3, each its mins of sub-blocks 2q and 2q + 1, against their sums.
           const int16x8_t mins =
-              vreinterpretq_s16_u16(vmovl_u8(vld1_u8(rec + q4_K_mins(h.group) + 32 * q + 8 * h.quarter)));
+              vreinterpretq_s16_u16(vmovl_u8(vld1_u8(rec + q4_K_mins(h.group) + 32 * q + 8 * h.slice)));
           const int16_t pair_sums[4] = {sums[2 * q], sums[2 * q + 1], sums[2 * q], sums[2 * q + 1]};
           const int16x4_t s = vld1_s16(pair_sums);
           min_total =
               vaddq_s32(min_total, vpaddq_s32(vmull_s16(vget_low_s16(mins), s), vmull_s16(vget_high_s16(mins), s)));
         }
-        float dy;
-        std::memcpy(&dy, yq[t] - kQ8KQuants, sizeof dy);
+        const float dy = q8_K_block(a, t0 + t, sb).d;
         const float32x4_t dy_v = vdupq_n_f32(dy);
         acc[i][t] = vfmaq_f32(acc[i][t], vcvtq_f32_s32(total[i][t]), vmulq_f32(d, dy_v));
         acc[i][t] = vfmsq_f32(acc[i][t], vcvtq_f32_s32(min_total), vmulq_f32(dmin, dy_v));
@@ -268,8 +248,8 @@ void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nsb, co
                float* y, int64_t n_out) {
   constexpr bool kPrefetch = T == 1 && Q == kDecodeQuarters;
   const uint8x16_t low_nibble = vdupq_n_u8(0x0f), bits45 = vdupq_n_u8(0x30);
-  Quarter quarters[Q];
-  for (int i = 0; i < Q; ++i) quarters[i] = quarter_at(packed, pair_bytes, q0 + i);
+  GroupSlice quarters[Q];
+  for (int i = 0; i < Q; ++i) quarters[i] = slice_at<4>(packed, pair_bytes, q0 + i);
   float32x4_t acc[Q][T];
   zero(acc);
   for (int sb = 0; sb < nsb; ++sb) {
@@ -277,9 +257,8 @@ void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nsb, co
     const uint8_t* yq[T];
     const int16_t* bsums[T];
     for (int t = 0; t < T; ++t) {
-      const uint8_t* block = a.rows + (t0 + t) * a.row_bytes + static_cast<size_t>(sb) * kQ8KBlock;
-      yq[t] = block + kQ8KQuants;
-      bsums[t] = reinterpret_cast<const int16_t*>(block + kQ8KBsums);
+      yq[t] = q8_K_quants(a, t0 + t, sb);
+      bsums[t] = q8_K_block(a, t0 + t, sb).bsums;
     }
     if constexpr (kPrefetch) {
       for (size_t at = 0; at < kQ6KHeader; at += 64) prefetch(quarters[0].pair + record + kQ6KPairRecord + at);
@@ -288,19 +267,19 @@ void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nsb, co
     zero(total);
     for (int s = 0; s < 16; ++s) {
       for (int i = 0; i < Q; ++i) {
-        const Quarter& h = quarters[i];
+        const GroupSlice& h = quarters[i];
         const uint8_t* v = h.pair + record + q6_K_sub_block(h.group, s);
-        if (kPrefetch && h.quarter == 0) {
+        if (kPrefetch && h.slice == 0) {
           for (int line = 0; line < 3; ++line) prefetch(v + kQ6KPairRecord + 64 * line);
         }
-        const uint8x16_t low01 = vld1q_u8(v + 16 * h.quarter), low23 = vld1q_u8(v + 64 + 16 * h.quarter);
-        const uint8x16_t high = vld1q_u8(v + 128 + 16 * h.quarter);
+        const uint8x16_t low01 = vld1q_u8(v + 16 * h.slice), low23 = vld1q_u8(v + 64 + 16 * h.slice);
+        const uint8x16_t high = vld1q_u8(v + 128 + 16 * h.slice);
         const int8x16_t q[4] = {
             vreinterpretq_s8_u8(vorrq_u8(vandq_u8(low01, low_nibble), vandq_u8(vshlq_n_u8(high, 4), bits45))),
             vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(low01, 4), vandq_u8(vshlq_n_u8(high, 2), bits45))),
             vreinterpretq_s8_u8(vorrq_u8(vandq_u8(low23, low_nibble), vandq_u8(high, bits45))),
             vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(low23, 4), vandq_u8(vshrq_n_u8(high, 2), bits45)))};
-        const int32x4_t scale = widen_s8(h.pair + record + q6_K_scales(h.group) + s * kPackedRows + 4 * h.quarter);
+        const int32x4_t scale = widen_s8(h.pair + record + q6_K_scales(h.group) + s * kPackedRows + 4 * h.slice);
         for (int t = 0; t < T; ++t) {
           const uint8_t* x = yq[t] + 16 * s;
           int32x4_t dot = vdupq_n_s32(-32 * bsums[t][s]);
@@ -310,11 +289,10 @@ void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nsb, co
       }
     }
     for (int i = 0; i < Q; ++i) {
-      const Quarter& h = quarters[i];
-      const float32x4_t d = halves4(h.pair + record + q6_K_d(h.group) + 8 * h.quarter);
+      const GroupSlice& h = quarters[i];
+      const float32x4_t d = halves4(h.pair + record + q6_K_d(h.group) + 8 * h.slice);
       for (int t = 0; t < T; ++t) {
-        float dy;
-        std::memcpy(&dy, yq[t] - kQ8KQuants, sizeof dy);
+        const float dy = q8_K_block(a, t0 + t, sb).d;
         acc[i][t] = vfmaq_f32(acc[i][t], vcvtq_f32_s32(total[i][t]), vmulq_f32(d, vdupq_n_f32(dy)));
       }
     }
