@@ -11,6 +11,7 @@
 
 #include "clusterd/common/target_clones.h"
 #include "clusterd/engine/kernels_avx512.h"
+#include "clusterd/engine/kernels_neon.h"
 #include "clusterd/engine/model.h"
 #include "clusterd/engine/packed.h"
 #include "clusterd/engine/quant.h"
@@ -103,7 +104,11 @@ int bench(const BenchOptions& o) {
 
   std::printf("model: %s (%s, %d layers, n_embd %d; %.2f GiB of weights read per token)\n", o.model.c_str(),
               p.arch_name.c_str(), p.n_layer, p.n_embd, bytes_per_token / (1 << 30));
-  const char* kernels = cpu_has_avx512_vnni() ? "AVX-512 VNNI" : cpu_has_avx2() ? "AVX2" : "scalar or NEON";
+#if defined(CLUSTERD_HAVE_NEON_KERNELS)
+  const char* kernels = neon_kernels_use_dotprod() ? "NEON with SDOT" : "NEON";
+#else
+  const char* kernels = cpu_has_avx512_vnni() ? "AVX-512 VNNI" : cpu_has_avx2() ? "AVX2" : "scalar";
+#endif
   std::string packed_types;
   for (TensorType type :
        {TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ4_K, TensorType::kQ5_K, TensorType::kQ6_K}) {
