@@ -167,14 +167,18 @@ CLUSTERD_AVX512 inline __m512i bit_to_4(__m512i v, int p) {
   return p <= 4 ? _mm512_slli_epi16(v, 4 - p) : _mm512_srli_epi16(v, p - 4);
 }
 
-// Group r of a tile starting at group g0 of the matrix: its superblock sb's parts are
-// in the pair record at base(r) + sb * kPairRecords, at the offsets for group(r).
+// A tile is one group (R = 1) or a whole pair (R = 2, g0 even), so all its groups are
+// in one pair: superblock sb's parts are in the pair record at pair + sb *
+// kPairRecords, at the offsets for group(r). (With the groups known at compile time
+// the decode tile keeps its addresses in registers; computed from g0 at run time they
+// spilled, and a one-thread decode kernel streamed 8-10 points slower.)
 template <bool kQ5, int R, int T>
 CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t g0, int nsb,
                                const PackedActivations& a, int t0, float* y, int64_t n_out) {
+  static_assert(R == 1 || R == 2);
   const int64_t row0 = g0 * kPackedRows;
-  auto base = [&](int r) { return packed + (g0 + r) / 2 * pair_bytes; };
-  auto group = [&](int r) { return static_cast<int>((g0 + r) % 2); };
+  const uint8_t* pair = packed + g0 / 2 * pair_bytes;
+  auto group = [&](int r) { return R == 2 ? r : static_cast<int>(g0 % 2); };
   const __m512i low_nibbles = _mm512_set1_epi8(0x0f), high_nibbles = _mm512_set1_epi8(static_cast<char>(0xf0));
   const __m512i bit4 = _mm512_set1_epi8(0x10);
   constexpr size_t kPairRecords = q4_K_pair_record(kQ5);
@@ -191,7 +195,7 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t
     constexpr bool kPrefetch = T == 1;
     if constexpr (kPrefetch) {
 #pragma GCC unroll 10
-      for (size_t at = 0; at < kQ4KHeader; at += 64) prefetch(base(0) + record + kPairRecords + at);
+      for (size_t at = 0; at < kQ4KHeader; at += 64) prefetch(pair + record + kPairRecords + at);
     }
     __m512i total[R][T];
 #pragma GCC unroll 16
@@ -211,7 +215,7 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t
       if constexpr (kQ5) {
 #pragma GCC unroll 16
         for (int r = 0; r < R; ++r) {
-          const uint8_t* bits = base(r) + record + q5_K_fifth_bits(group(r), c, 0);
+          const uint8_t* bits = pair + record + q5_K_fifth_bits(group(r), c, 0);
           if constexpr (kPrefetch) prefetch(bits + kPairRecords), prefetch(bits + 64 + kPairRecords);
           fifth[r][0] = load512(bits);
           fifth[r][1] = load512(bits + 64);
@@ -221,7 +225,7 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t
       for (int p = 0; p < 8; ++p) {
 #pragma GCC unroll 16
         for (int r = 0; r < R; ++r) {
-          const uint8_t* line = base(r) + record + q4_K_quants(kQ5, group(r), c, p);
+          const uint8_t* line = pair + record + q4_K_quants(kQ5, group(r), c, p);
           if constexpr (kPrefetch) prefetch(line + kPairRecords);
           const __m512i v = load512(line);
           __m512i lo, hi;
@@ -242,7 +246,7 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t
       }
 #pragma GCC unroll 16
       for (int r = 0; r < R; ++r) {
-        const uint8_t* scales = base(r) + record + q4_K_scales(group(r));
+        const uint8_t* scales = pair + record + q4_K_scales(group(r));
         const __m512i sc_low = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + 32 * c)));
         const __m512i sc_high =
             _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + 32 * c + 16)));
@@ -257,7 +261,7 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t
     }
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
-      const uint8_t* rec = base(r) + record;
+      const uint8_t* rec = pair + record;
       __m512i mins[4];
 #pragma GCC unroll 4
       for (int q = 0; q < 4; ++q) {
