@@ -59,11 +59,11 @@ void pack_q4_K_parts(bool q5, uint8_t* record, int64_t g, int r, const Block& bl
   for (int sub = 0; sub < 8; ++sub) {
     int sc, m;
     k_quant_scale_min(sub, block.scales, &sc, &m);
-    record[q4_K_scales(in_pair(g)) + sub * kPackedRows + r] = static_cast<uint8_t>(sc);
-    record[q4_K_mins(in_pair(g)) + (sub / 2) * 32 + r * 2 + sub % 2] = static_cast<uint8_t>(m);
+    record[q4_K_scales(q5, in_pair(g), sub / 2) + (sub % 2) * kPackedRows + r] = static_cast<uint8_t>(sc);
+    record[q4_K_mins(q5, in_pair(g)) + (sub / 2) * 32 + r * 2 + sub % 2] = static_cast<uint8_t>(m);
   }
-  std::memcpy(record + q4_K_d(in_pair(g)) + r * 2, &block.d, 2);
-  std::memcpy(record + q4_K_dmin(in_pair(g)) + r * 2, &block.dmin, 2);
+  std::memcpy(record + q4_K_d(q5, in_pair(g)) + r * 2, &block.d, 2);
+  std::memcpy(record + q4_K_dmin(q5, in_pair(g)) + r * 2, &block.dmin, 2);
 }
 
 void pack_q4_K(const WeightMatrix& w, uint8_t* out) {
@@ -186,13 +186,13 @@ void reference_q4_K(bool q5, const uint8_t* packed, int64_t n_in, int64_t n_out,
                                 q |= (record[q5_K_fifth_bits(in_pair(g), c, half) + r * 4 + k % 4] >> (k / 4) & 1) << 4;
                               dot += q * y_block.qs[64 * c + 32 * half + k];
                             }
-                            total += record[q4_K_scales(in_pair(g)) + sub * kPackedRows + r] * dot;
-                            mins += record[q4_K_mins(in_pair(g)) + (sub / 2) * 32 + r * 2 + sub % 2] *
+                            total += record[q4_K_scales(q5, in_pair(g), c) + half * kPackedRows + r] * dot;
+                            mins += record[q4_K_mins(q5, in_pair(g)) + (sub / 2) * 32 + r * 2 + sub % 2] *
                                     a.sums32[(t * nsb + sb) * 8 + sub];
                           }
                           uint16_t d, dmin;
-                          std::memcpy(&d, record + q4_K_d(in_pair(g)) + r * 2, 2);
-                          std::memcpy(&dmin, record + q4_K_dmin(in_pair(g)) + r * 2, 2);
+                          std::memcpy(&d, record + q4_K_d(q5, in_pair(g)) + r * 2, 2);
+                          std::memcpy(&dmin, record + q4_K_dmin(q5, in_pair(g)) + r * 2, 2);
                           acc = std::fma(static_cast<float>(total), fp16_to_fp32(d) * y_block.d, acc);
                           acc = std::fma(-static_cast<float>(mins), fp16_to_fp32(dmin) * y_block.d, acc);
                         });

@@ -207,14 +207,11 @@ CLUSTERD_AVX2 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t h
     const uint8_t* yq[T];
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) yq[t] = q8_K_quants(a, t0 + t, sb);
-    if constexpr (kPrefetch) {
-#pragma GCC unroll 10
-      for (size_t at = 0; at < kQ4KHeader; at += 64) prefetch(halves[0].pair + record + kPairRecords + at);
-    }
     __m256i total[H][T];
     zero(total);
 #pragma GCC unroll 1
     for (int c = 0; c < 4; ++c) {
+      if constexpr (kPrefetch) prefetch(halves[0].pair + record + kPairRecords + q4_K_chunk(kQ5, c));  // scales line
       __m256i fifth[H][2];  // q5_K: the chunk's fifth bits, of the low and the high nibbles
       if constexpr (kQ5) {
 #pragma GCC unroll 8
@@ -259,7 +256,7 @@ CLUSTERD_AVX2 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t h
 #pragma GCC unroll 8
       for (int i = 0; i < H; ++i) {
         const GroupSlice& h = halves[i];
-        const uint8_t* scales = h.pair + record + q4_K_scales(h.group) + 32 * c + 8 * h.slice;
+        const uint8_t* scales = h.pair + record + q4_K_scales(kQ5, h.group, c) + 8 * h.slice;
         const __m256i sc_low = scales_u8(scales), sc_high = scales_u8(scales + 16);
 #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) {
@@ -268,12 +265,17 @@ CLUSTERD_AVX2 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t h
         }
       }
     }
+    if constexpr (kPrefetch) {
+#pragma GCC unroll 6
+      for (size_t at = 0; at < kQ4KTailBytes; at += 64)
+        prefetch(halves[0].pair + record + kPairRecords + q4_K_tail(kQ5) + at);
+    }
 #pragma GCC unroll 8
     for (int i = 0; i < H; ++i) {
       const GroupSlice& h = halves[i];
       const uint8_t* rec = h.pair + record;
-      const __m256 d = halves_fp16(rec + q4_K_d(h.group) + 16 * h.slice);
-      const __m256 dmin = halves_fp16(rec + q4_K_dmin(h.group) + 16 * h.slice);
+      const __m256 d = halves_fp16(rec + q4_K_d(kQ5, h.group) + 16 * h.slice);
+      const __m256 dmin = halves_fp16(rec + q4_K_dmin(kQ5, h.group) + 16 * h.slice);
 #pragma GCC unroll 8
       for (int t = 0; t < T; ++t) {
         const int16_t* sums = a.sums32 + (static_cast<size_t>(t0 + t) * nsb + sb) * 8;
@@ -282,7 +284,7 @@ CLUSTERD_AVX2 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t h
         for (int q = 0; q < 4; ++q) {
           // Row r's mins of sub-blocks 2q and 2q + 1 against their activation sums.
           const __m256i mins = _mm256_cvtepu8_epi16(
-              _mm_loadu_si128(reinterpret_cast<const __m128i*>(rec + q4_K_mins(h.group) + 32 * q + 16 * h.slice)));
+              _mm_loadu_si128(reinterpret_cast<const __m128i*>(rec + q4_K_mins(kQ5, h.group) + 32 * q + 16 * h.slice)));
           min_total = _mm256_add_epi32(
               min_total, _mm256_madd_epi16(mins, broadcast4(reinterpret_cast<const uint8_t*>(sums + 2 * q))));
         }

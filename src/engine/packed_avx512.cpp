@@ -189,14 +189,11 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t
 #pragma GCC unroll 16
     for (int t = 0; t < T; ++t) yq[t] = q8_K_quants(a, t0 + t, sb);
     const size_t record = static_cast<size_t>(sb) * kPairRecords;
-    // One token: each record line is prefetched one superblock (one pair record) ahead.
-    // Without it, decode ran at 47-65% of the bandwidth bound, with it at 82-89%. (Two
-    // superblocks ahead, or into L2 only, was slower.)
+    // One token: each line of the record is prefetched one superblock (one pair record)
+    // ahead, in the order the lines are stored. Without it, decode ran at 47-65% of the
+    // bandwidth bound, with it at 82-89%. (Two superblocks ahead, or into L2 only, was
+    // slower.)
     constexpr bool kPrefetch = T == 1;
-    if constexpr (kPrefetch) {
-#pragma GCC unroll 10
-      for (size_t at = 0; at < kQ4KHeader; at += 64) prefetch(pair + record + kPairRecords + at);
-    }
     __m512i total[R][T];
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
@@ -211,6 +208,7 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t
 #pragma GCC unroll 16
         for (int t = 0; t < T; ++t) low[r][t] = high[r][t] = _mm512_setzero_si512();
       }
+      if constexpr (kPrefetch) prefetch(pair + record + kPairRecords + q4_K_chunk(kQ5, c));  // its scales line
       __m512i fifth[R][2];  // q5_K: the chunk's fifth bits, of the low and the high nibbles
       if constexpr (kQ5) {
 #pragma GCC unroll 16
@@ -246,10 +244,9 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t
       }
 #pragma GCC unroll 16
       for (int r = 0; r < R; ++r) {
-        const uint8_t* scales = pair + record + q4_K_scales(group(r));
-        const __m512i sc_low = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + 32 * c)));
-        const __m512i sc_high =
-            _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + 32 * c + 16)));
+        const uint8_t* scales = pair + record + q4_K_scales(kQ5, group(r), c);
+        const __m512i sc_low = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales)));
+        const __m512i sc_high = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + 16)));
 #pragma GCC unroll 16
         for (int t = 0; t < T; ++t) {
           total[r][t] = _mm512_add_epi32(total[r][t], _mm512_mullo_epi32(low[r][t], sc_low));
@@ -259,6 +256,10 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t
         }
       }
     }
+    if constexpr (kPrefetch) {
+#pragma GCC unroll 6
+      for (size_t at = 0; at < kQ4KTailBytes; at += 64) prefetch(pair + record + kPairRecords + q4_K_tail(kQ5) + at);
+    }
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const uint8_t* rec = pair + record;
@@ -266,11 +267,12 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t
 #pragma GCC unroll 4
       for (int q = 0; q < 4; ++q) {
         mins[q] = _mm512_cvtepu8_epi16(
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + q4_K_mins(group(r)) + 32 * q)));
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + q4_K_mins(kQ5, group(r)) + 32 * q)));
       }
-      const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + q4_K_d(group(r)))));
+      const __m512 d =
+          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + q4_K_d(kQ5, group(r)))));
       const __m512 dmin =
-          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + q4_K_dmin(group(r)))));
+          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + q4_K_dmin(kQ5, group(r)))));
 #pragma GCC unroll 16
       for (int t = 0; t < T; ++t) {
         const int16_t* sums = a.sums32 + (static_cast<size_t>(t0 + t) * nsb + sb) * 8;

@@ -19,20 +19,25 @@ constexpr size_t pair_block_bytes(bool q4) { return 2 * block_quant_bytes(q4) + 
 constexpr size_t block_quants(bool q4, int g) { return g * block_quant_bytes(q4); }
 constexpr size_t block_scales(bool q4, int g) { return 2 * block_quant_bytes(q4) + 32 * g; }
 
-// q4_K / q5_K: per superblock of a pair, a header (both groups' scales, mins, d and
-// dmin), then four 64-element chunks: q5_K's two fifth-bit vectors per group, then
-// vector p of group 0 and of group 1 in turn.
-constexpr size_t kQ4KHeader = 640;
+// q4_K / q5_K: per superblock of a pair, four 64-element chunks, each its scales line
+// (both groups' scales of sub-blocks 2c and 2c + 1), q5_K's two fifth-bit vectors per
+// group, then vector p of group 0 and of group 1 in turn; then a tail of both groups'
+// mins, d and dmin.
 constexpr size_t q4_K_pair_record(bool q5) { return q5 ? 5760 : 4736; }
-constexpr size_t q4_K_scales(int g) { return g * 128; }
-constexpr size_t q4_K_mins(int g) { return 256 + g * 128; }
-constexpr size_t q4_K_d(int g) { return 512 + g * 32; }
-constexpr size_t q4_K_dmin(int g) { return 576 + g * 32; }
-constexpr size_t q4_K_chunk(bool q5, int c) { return kQ4KHeader + c * (q5 ? 1280 : 1024); }
+constexpr size_t q4_K_chunk_bytes(bool q5) { return q5 ? 1344 : 1088; }
+constexpr size_t q4_K_chunk(bool q5, int c) { return c * q4_K_chunk_bytes(q5); }
+constexpr size_t q4_K_scales(bool q5, int g, int c) { return q4_K_chunk(q5, c) + g * 32; }
+constexpr size_t q5_K_fifth_bits(int g, int c, int half) { return q4_K_chunk(true, c) + 64 + g * 128 + half * 64; }
 constexpr size_t q4_K_quants(bool q5, int g, int c, int p) {
-  return q4_K_chunk(q5, c) + (q5 ? 256 : 0) + p * 128 + g * 64;
+  return q4_K_chunk(q5, c) + (q5 ? 320 : 64) + p * 128 + g * 64;
 }
-constexpr size_t q5_K_fifth_bits(int g, int c, int half) { return q4_K_chunk(true, c) + g * 128 + half * 64; }
+constexpr size_t q4_K_tail(bool q5) { return q4_K_chunk(q5, 4); }
+constexpr size_t kQ4KTailBytes = 384;
+constexpr size_t q4_K_mins(bool q5, int g) { return q4_K_tail(q5) + g * 128; }
+constexpr size_t q4_K_d(bool q5, int g) { return q4_K_tail(q5) + 256 + g * 32; }
+constexpr size_t q4_K_dmin(bool q5, int g) { return q4_K_tail(q5) + 320 + g * 32; }
+static_assert(q4_K_tail(false) + kQ4KTailBytes == q4_K_pair_record(false));
+static_assert(q4_K_tail(true) + kQ4KTailBytes == q4_K_pair_record(true));
 
 // q6_K: per superblock of a pair, both groups' int8 scales, both groups' fp16 d, then
 // per 16-element sub-block group 0's three vectors and group 1's.

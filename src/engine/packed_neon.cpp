@@ -167,12 +167,10 @@ void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nsb, co
     const size_t record = static_cast<size_t>(sb) * kPairRecords;
     const uint8_t* yq[T];
     for (int t = 0; t < T; ++t) yq[t] = q8_K_quants(a, t0 + t, sb);
-    if constexpr (kPrefetch) {
-      for (size_t at = 0; at < kQ4KHeader; at += 64) prefetch(quarters[0].pair + record + kPairRecords + at);
-    }
     int32x4_t total[Q][T];
     zero(total);
     for (int c = 0; c < 4; ++c) {
+      if constexpr (kPrefetch) prefetch(quarters[0].pair + record + kPairRecords + q4_K_chunk(kQ5, c));  // scales line
       uint8x16_t fifth[Q][2];  // q5_K: the chunk's fifth bits, of the low and the high nibbles
       if constexpr (kQ5) {
         for (int i = 0; i < Q; ++i) {
@@ -205,7 +203,7 @@ void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nsb, co
       }
       for (int i = 0; i < Q; ++i) {
         const GroupSlice& h = quarters[i];
-        const uint8_t* scales = h.pair + record + q4_K_scales(h.group) + 32 * c + 4 * h.slice;
+        const uint8_t* scales = h.pair + record + q4_K_scales(kQ5, h.group, c) + 4 * h.slice;
         const int32x4_t sc_low = widen_u8(scales), sc_high = widen_u8(scales + 16);
         for (int t = 0; t < T; ++t) {
           total[i][t] = vmlaq_s32(total[i][t], low[i][t], sc_low);
@@ -213,18 +211,22 @@ void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nsb, co
         }
       }
     }
+    if constexpr (kPrefetch) {
+      for (size_t at = 0; at < kQ4KTailBytes; at += 64)
+        prefetch(quarters[0].pair + record + kPairRecords + q4_K_tail(kQ5) + at);
+    }
     for (int i = 0; i < Q; ++i) {
       const GroupSlice& h = quarters[i];
       const uint8_t* rec = h.pair + record;
-      const float32x4_t d = halves4(rec + q4_K_d(h.group) + 8 * h.slice);
-      const float32x4_t dmin = halves4(rec + q4_K_dmin(h.group) + 8 * h.slice);
+      const float32x4_t d = halves4(rec + q4_K_d(kQ5, h.group) + 8 * h.slice);
+      const float32x4_t dmin = halves4(rec + q4_K_dmin(kQ5, h.group) + 8 * h.slice);
       for (int t = 0; t < T; ++t) {
         const int16_t* sums = a.sums32 + (static_cast<size_t>(t0 + t) * nsb + sb) * 8;
         int32x4_t min_total = vdupq_n_s32(0);
         for (int q = 0; q < 4; ++q) {
           // Rows 4k..4k+3, each its mins of sub-blocks 2q and 2q + 1, against their sums.
           const int16x8_t mins =
-              vreinterpretq_s16_u16(vmovl_u8(vld1_u8(rec + q4_K_mins(h.group) + 32 * q + 8 * h.slice)));
+              vreinterpretq_s16_u16(vmovl_u8(vld1_u8(rec + q4_K_mins(kQ5, h.group) + 32 * q + 8 * h.slice)));
           const int16_t pair_sums[4] = {sums[2 * q], sums[2 * q + 1], sums[2 * q], sums[2 * q + 1]};
           const int16x4_t s = vld1_s16(pair_sums);
           min_total =

@@ -27,24 +27,28 @@
 // Pairs are 64-byte aligned; a product is given a range of whole pairs.
 //
 // q4_K (activations Q8_K) goes by 256-element superblocks, one 4,736-byte record per
-// pair and superblock (what the file holds for 32 rows, plus the mins' bytes): first
-// the small parts of both groups, group 0's then group 1's of each,
-//   scales  128 bytes per group, [sub-block][row]: the 6-bit scales, one byte each;
-//   mins    128 bytes per group, [sub-block pair][row][2]: the 6-bit mins, widened to
-//           int16 pairs when read, for VPDPWSSD against the activations' pair of
-//           sub-block sums;
-//   d, dmin 32 bytes per group each: 16 fp16;
-// then the quants, one vector of each group in turn (one stream): for chunk c (0-3, 64
-// elements) and vector p (0-7), group 0's vector then group 1's, where row r's bytes
-// are its qs[32c + 4p .. +3]: low nibbles are quants 64c + 4p.. of sub-block 2c, high
-// nibbles the same offsets of sub-block 2c + 1. (Against each group's quants in one
-// block, 2,368 bytes apart, 2-thread decode went from 74-80% of the bandwidth bound to
-// 82-86%.)
+// pair and superblock (what the file holds for 32 rows, plus the mins' bytes), in the
+// order the kernels read it: four chunks of 64 elements, then a tail.
+//   chunk c  1,088 bytes: a scales line, group 0's 32 bytes then group 1's, each the
+//            6-bit scales of sub-blocks 2c and 2c + 1, [sub-block][row], one byte
+//            each; then the quants, one vector of each group in turn (one stream):
+//            for vector p (0-7), group 0's vector then group 1's, where row r's bytes
+//            are its qs[32c + 4p .. +3]: low nibbles are quants 64c + 4p.. of
+//            sub-block 2c, high nibbles the same offsets of sub-block 2c + 1;
+//   tail     384 bytes: the mins, 128 bytes per group, [sub-block pair][row][2]: the
+//            6-bit mins, widened to int16 pairs when read, for VPDPWSSD against the
+//            activations' pair of sub-block sums; then d and dmin, 32 bytes per
+//            group each: 16 fp16.
+// (Against each group's quants in one block, 2,368 bytes apart, 2-thread decode went
+// from 74-80% of the bandwidth bound to 82-86%. With all scales, mins, d and dmin in a
+// 640-byte header before the chunks, one core's decode kernel streamed at 91-92% of a
+// plain read, against 96-98% with each chunk's scales at its head.)
 //
-// q5_K is laid out as q4_K with, at the start of each chunk, two 64-byte vectors of
-// fifth bits per group (group 0's, then group 1's; a 5,760-byte record per pair):
-// byte 4r + i of vector h (0: low nibbles, 1: high ones) holds at bit p the fifth bit
-// of the quant in byte 4r + i of the chunk's vector p. Its quants are 0-31 (no x16).
+// q5_K is laid out as q4_K with, after each chunk's scales line, two 64-byte vectors of
+// fifth bits per group (group 0's, then group 1's; 1,344-byte chunks, a 5,760-byte
+// record per pair): byte 4r + i of vector h (0: low nibbles, 1: high ones) holds at bit
+// p the fifth bit of the quant in byte 4r + i of the chunk's vector p. Its quants are
+// 0-31 (no x16).
 // Per superblock the integer sums sum_s sc_s * (q . y)_s and sum_s m_s * sum(y)_s are
 // exact, then acc = fma(total, d * d_y, acc) and acc = fma(-mins, dmin * d_y, acc).
 //
