@@ -415,9 +415,8 @@ namespace clusterd {
 
 #define CLUSTERD_X4_FALLBACK(name, reference, W, A)                 \
   void name(int n, const W* x, const A* const y[4], float out[4]) { \
-#pragma GCC unroll 16
-for (int t = 0; t < 4; ++t) out[t] = reference(n, x, y[t]);
-}  // namespace clusterd
+    for (int t = 0; t < 4; ++t) out[t] = reference(n, x, y[t]);     \
+  }
 CLUSTERD_X4_FALLBACK(vec_dot_q8_0_q8_0_x4_avx512, vec_dot_q8_0_q8_0, block_q8_0, block_q8_0)
 CLUSTERD_X4_FALLBACK(vec_dot_q4_0_q8_0_x4_avx512, vec_dot_q4_0_q8_0, block_q4_0, block_q8_0)
 CLUSTERD_X4_FALLBACK(vec_dot_q4_K_q8_K_x4_avx512, vec_dot_q4_K_q8_K, block_q4_K, block_q8_K)
