@@ -205,7 +205,7 @@ bool packing_supported(TensorType type) {
       type != TensorType::kQ5_K && type != TensorType::kQ6_K) {
     return false;
   }
-  static const bool kernels = cpu_has_avx512_vnni() || cpu_has_avx2() || packed_neon_kernels_built();
+  static const bool kernels = cpu_has_avx512_vnni() || cpu_has_avx2() || packed_neon_kernels_available();
   return kernels;
 }
 

@@ -1,11 +1,16 @@
-// The packed product on AArch64 with SDOT (__ARM_FEATURE_DOTPROD), over the layout of
-// the x86 kernels (packed.h): each 64-byte vector of 16 rows is four 128-bit quarters
-// of 4 rows, so a tile is Q quarter-groups by T tokens. SDOT multiplies signed bytes
-// four to a lane, and every stored quant is a signed byte here: q8_0's w + 128 comes
-// back as w by flipping its top bit, the other types' quants are 0-63. The int32
-// totals are the exact ones the scalar reference makes, and the float steps are its
-// steps in its order, so results equal it bit for bit. Checked under qemu only: no ARM
-// CPU has timed this code.
+// The packed product on AArch64 with SDOT, over the layout of the x86 kernels
+// (packed.h): each 64-byte vector of 16 rows is four 128-bit quarters of 4 rows, so a
+// tile is Q quarter-groups by T tokens. SDOT multiplies signed bytes four to a lane,
+// and every stored quant is a signed byte here: q8_0's w + 128 comes back as w by
+// flipping its top bit, the other types' quants are 0-63. The int32 totals are the
+// exact ones the scalar reference makes, and the float steps are its steps in its
+// order, so results equal it bit for bit. Checked under qemu only: no ARM CPU has timed
+// this code.
+//
+// The file is compiled for SDOT whatever the build targets (a generic armv8-a build
+// too), and packed_neon_kernels_available() asks the CPU at run time, as the x86
+// families do. Compilers whose arm_neon.h declares SDOT only for a build that targets
+// it (clang before 16) get the kernels only in such a build.
 #include <algorithm>
 #include <cstring>
 
@@ -14,8 +19,20 @@
 #include "packed_layout.h"
 #include "row_tiles.h"
 
-#if defined(CLUSTERD_HAVE_NEON_KERNELS) && defined(__ARM_FEATURE_DOTPROD)
+#if defined(CLUSTERD_HAVE_NEON_KERNELS) && \
+    (defined(__ARM_FEATURE_DOTPROD) || !defined(__clang__) || __clang_major__ >= 16)
 #include <arm_neon.h>
+
+// The tiles, which multiply by SDOT, are compiled for it. (A target pragma over the
+// file would not reach GCC's template instantiations, made at the end of the file.
+// GCC declares SDOT for armv8.2-a+dotprod, which every CPU with SDOT implements.)
+#if defined(__ARM_FEATURE_DOTPROD)
+#define CLUSTERD_SDOT
+#elif defined(__clang__)
+#define CLUSTERD_SDOT __attribute__((target("dotprod")))
+#else
+#define CLUSTERD_SDOT __attribute__((target("arch=armv8.2-a+dotprod")))
+#endif
 
 namespace clusterd {
 namespace {
@@ -33,8 +50,6 @@ inline int8x16_t broadcast4(const uint8_t* p) {
   std::memcpy(&v, p, sizeof v);
   return vreinterpretq_s8_s32(vdupq_n_s32(v));
 }
-
-inline int8x16_t load_s8(const uint8_t* p) { return vreinterpretq_s8_u8(vld1q_u8(p)); }
 
 // Four fp16 values as floats.
 inline float32x4_t halves4(const uint8_t* p) {
@@ -93,8 +108,8 @@ inline void store_tile(const float32x4_t (&acc)[Q][T], float* y, int64_t n_out, 
 // q8_0 / q4_0: quarter-groups q0.. by T tokens, block by block; q4_0's offset comes
 // back as -8 * sum(x).
 template <bool kQ4, int Q, int T>
-void tile(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nb, const PackedActivations& a, int t0, float* y,
-          int64_t n_out) {
+CLUSTERD_SDOT void tile(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nb, const PackedActivations& a,
+                        int t0, float* y, int64_t n_out) {
   constexpr size_t kPairBlock = pair_block_bytes(kQ4);
   constexpr bool kPrefetch = T == 1 && Q == kDecodeQuarters;
   constexpr size_t kAhead = (kQ4 ? 8 : 4) * kPairBlock;
@@ -154,8 +169,8 @@ void tile(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nb, const Pa
 // fifth bit at bit 4) give the sums of sub-blocks 2c and 2c + 1, which take their 6-bit
 // scales; the mins meet the activations' sub-block sums in widening multiplies.
 template <bool kQ5, int Q, int T>
-void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nsb, const PackedActivations& a, int t0,
-               float* y, int64_t n_out) {
+CLUSTERD_SDOT void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nsb, const PackedActivations& a,
+                             int t0, float* y, int64_t n_out) {
   constexpr size_t kPairRecords = q4_K_pair_record(kQ5);
   constexpr bool kPrefetch = T == 1 && Q == kDecodeQuarters;
   const uint8x16_t low_nibbles = vdupq_n_u8(0x0f), bit4 = vdupq_n_u8(0x10);
@@ -246,8 +261,8 @@ void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nsb, co
 // quarters' 6-bit quants, whose sums, less 32 * the activations' sub-block sum, take
 // the sub-block's int8 scale.
 template <int Q, int T>
-void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nsb, const PackedActivations& a, int t0,
-               float* y, int64_t n_out) {
+CLUSTERD_SDOT void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nsb, const PackedActivations& a,
+                             int t0, float* y, int64_t n_out) {
   constexpr bool kPrefetch = T == 1 && Q == kDecodeQuarters;
   const uint8x16_t low_nibble = vdupq_n_u8(0x0f), bits45 = vdupq_n_u8(0x30);
   GroupSlice quarters[Q];
@@ -304,8 +319,6 @@ void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t q0, int nsb, co
 
 }  // namespace
 
-bool packed_neon_kernels_built() { return true; }
-
 void packed_product_neon(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
                          const PackedActivations& a, int n_tokens, float* y, int64_t pair_begin, int64_t pair_end) {
   const size_t pair_bytes = packed_pair_bytes(type, n_in);
@@ -335,13 +348,18 @@ void packed_product_neon(TensorType type, const uint8_t* packed, int64_t n_in, i
   }
 }
 
+bool packed_neon_kernels_available() {
+  static const bool available = cpu_has_arm_dotprod();
+  return available;
+}
+
 }  // namespace clusterd
 
-#else  // no SDOT: packing_supported() is false there, and packed_product never calls this
+#else  // no NEON kernels: packing_supported() is false there, and packed_product never calls this
 
 namespace clusterd {
 
-bool packed_neon_kernels_built() { return false; }
+bool packed_neon_kernels_available() { return false; }
 
 void packed_product_neon(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
                          const PackedActivations& a, int n_tokens, float* y, int64_t pair_begin, int64_t pair_end) {

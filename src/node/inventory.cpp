@@ -14,10 +14,8 @@
 #include <string_view>
 #include <system_error>
 
-#if defined(__linux__) && defined(__aarch64__)
-#include <asm/hwcap.h>
-#include <sys/auxv.h>
-#endif
+#include "clusterd/engine/quant.h"
+
 #ifdef __APPLE__
 #include <sys/sysctl.h>
 #endif
@@ -120,11 +118,7 @@ std::vector<std::string> read_simd_features() {
   if (__builtin_cpu_supports("avx512vnni")) features.push_back("avx512_vnni");
 #elif defined(__aarch64__)
   features.push_back("neon");  // Advanced SIMD is mandatory on AArch64
-#if defined(__linux__) && defined(HWCAP_ASIMDDP)
-  if (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) features.push_back("dotprod");
-#elif defined(__APPLE__)
-  if (sysctl_u64("hw.optional.arm.FEAT_DotProd") != 0) features.push_back("dotprod");
-#endif
+  if (cpu_has_arm_dotprod()) features.push_back("dotprod");
 #endif
   return features;
 }

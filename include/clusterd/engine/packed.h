@@ -88,10 +88,12 @@ inline int64_t packed_pairs(int64_t n_out) { return (n_out + kPackedPairRows - 1
 
 // True when weights of `type` are repacked on this CPU: Q8_0, Q4_0, Q4_K, Q5_K and Q6_K
 // where the CPU has AVX-512 VNNI or AVX2 (cpu_has_* in quant.h and kernels_avx512.h,
-// which CLUSTERD_MAX_ISA caps), or the build has the NEON kernels.
+// which CLUSTERD_MAX_ISA caps), or the NEON kernels and SDOT.
 bool packing_supported(TensorType type);
-// True on AArch64 builds that target SDOT, which the NEON kernels need.
-bool packed_neon_kernels_built();
+// True on AArch64 when this build has the NEON packed kernels and the CPU has SDOT
+// (cpu_has_arm_dotprod), which they use. They are built for SDOT whatever the build
+// targets (GCC, clang 16 or later, or a build that targets SDOT already).
+bool packed_neon_kernels_available();
 
 // Bytes of one pair of row groups of a packed matrix, and of the whole matrix.
 size_t packed_pair_bytes(TensorType type, int64_t n_in);
@@ -127,7 +129,7 @@ void packed_product(TensorType type, const uint8_t* packed, int64_t n_in, int64_
 
 // The same through one family of kernels (src/engine/packed_avx512.cpp, packed_avx2.cpp
 // and packed_neon.cpp); the caller checks that the CPU has it (for NEON,
-// packed_neon_kernels_built()) and that packing_supported names the type. Each gives
+// packed_neon_kernels_available()) and that packing_supported names the type. Each gives
 // the reference's results bit for bit.
 void packed_product_avx512(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
                            const PackedActivations& a, int n_tokens, float* y, int64_t pair_begin, int64_t pair_end);

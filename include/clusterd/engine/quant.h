@@ -259,6 +259,11 @@ CpuIsa max_cpu_isa();
 // false on other architectures).
 bool cpu_has_avx2();
 
+// True on AArch64 CPUs with SDOT (FEAT_DotProd: HWCAP_ASIMDDP on Linux,
+// hw.optional.arm.FEAT_DotProd on macOS, or a build that targets it); always false
+// on other architectures.
+bool cpu_has_arm_dotprod();
+
 float vec_dot_q4_0_q8_0_avx2(int n, const block_q4_0* x, const block_q8_0* y);
 float vec_dot_q8_0_q8_0_avx2(int n, const block_q8_0* x, const block_q8_0* y);
 float vec_dot_q4_K_q8_K_avx2(int n, const block_q4_K* x, const block_q8_K* y);
