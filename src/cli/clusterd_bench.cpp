@@ -105,7 +105,11 @@ int bench(const BenchOptions& o) {
   std::printf("model: %s (%s, %d layers, n_embd %d; %.2f GiB of weights read per token)\n", o.model.c_str(),
               p.arch_name.c_str(), p.n_layer, p.n_embd, bytes_per_token / (1 << 30));
 #if defined(CLUSTERD_HAVE_NEON_KERNELS)
-  const char* kernels = packed_neon_kernels_available() ? "NEON with SDOT" : "NEON";
+  // The packed products use SDOT where the CPU has it; the row products where the build
+  // targets it.
+  const char* kernels = !packed_neon_kernels_available() ? "NEON"
+                        : neon_kernels_use_dotprod()     ? "NEON with SDOT"
+                                                         : "NEON, SDOT in packed products";
 #else
   const char* kernels = cpu_has_avx512_vnni() ? "AVX-512 VNNI" : cpu_has_avx2() ? "AVX2" : "scalar";
 #endif

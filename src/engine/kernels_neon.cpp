@@ -16,15 +16,16 @@
 
 namespace clusterd {
 
+// The operating system's answer where there is one; else the build's assumption.
 bool cpu_has_arm_dotprod() {
-#if defined(__ARM_FEATURE_DOTPROD)
-  return true;
-#elif defined(__aarch64__) && defined(__linux__) && defined(HWCAP_ASIMDDP)
+#if defined(__aarch64__) && defined(__linux__) && defined(HWCAP_ASIMDDP)
   return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
 #elif defined(__aarch64__) && defined(__APPLE__)
   int value = 0;
   size_t size = sizeof(value);
   return sysctlbyname("hw.optional.arm.FEAT_DotProd", &value, &size, nullptr, 0) == 0 && value != 0;
+#elif defined(__ARM_FEATURE_DOTPROD)
+  return true;
 #else
   return false;
 #endif

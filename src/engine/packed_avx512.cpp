@@ -5,6 +5,7 @@
 // are then scaled into R x T float accumulators. The row-group loop is outside the
 // token loop, so a tile's weights stay in L2 while every token passes over them.
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 
 #include "clusterd/engine/packed.h"
@@ -176,6 +177,7 @@ template <bool kQ5, int R, int T>
 CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t g0, int nsb,
                                const PackedActivations& a, int t0, float* y, int64_t n_out) {
   static_assert(R == 1 || R == 2);
+  assert(R == 1 || g0 % 2 == 0);
   const int64_t row0 = g0 * kPackedRows;
   const uint8_t* pair = packed + g0 / 2 * pair_bytes;
   auto group = [&](int r) { return R == 2 ? r : static_cast<int>(g0 % 2); };
@@ -193,7 +195,7 @@ CLUSTERD_AVX512 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t
     // ahead, in the order the lines are stored. Without it, decode ran at 47-65% of the
     // bandwidth bound, with it at 82-89%. (Two superblocks ahead, or into L2 only, was
     // slower.)
-    constexpr bool kPrefetch = T == 1;
+    constexpr bool kPrefetch = T == 1 && R == 2;  // a decode tile: the whole pair's stream
     __m512i total[R][T];
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {

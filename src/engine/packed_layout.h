@@ -36,6 +36,7 @@ constexpr size_t kQ4KTailBytes = 384;
 constexpr size_t q4_K_mins(bool q5, int g) { return q4_K_tail(q5) + g * 128; }
 constexpr size_t q4_K_d(bool q5, int g) { return q4_K_tail(q5) + 256 + g * 32; }
 constexpr size_t q4_K_dmin(bool q5, int g) { return q4_K_tail(q5) + 320 + g * 32; }
+static_assert(q4_K_chunk_bytes(false) % 64 == 0 && q4_K_chunk_bytes(true) % 64 == 0);  // lines
 static_assert(q4_K_tail(false) + kQ4KTailBytes == q4_K_pair_record(false));
 static_assert(q4_K_tail(true) + kQ4KTailBytes == q4_K_pair_record(true));
 

@@ -24,8 +24,11 @@
 #include <arm_neon.h>
 
 // The tiles, which multiply by SDOT, are compiled for it. (A target pragma over the
-// file would not reach GCC's template instantiations, made at the end of the file.
-// GCC declares SDOT for armv8.2-a+dotprod, which every CPU with SDOT implements.)
+// file would not reach GCC's template instantiations, made at the end of the file.)
+// GCC 12's arm_neon.h declares SDOT for arch=armv8.2-a+dotprod, and a function may
+// inline it only with that whole arch, so the tiles are built for armv8.2-a+dotprod
+// in place of the command line's -march (every CPU with SDOT implements v8.2;
+// "+dotprod" alone fails to inline there). Older GCCs have not been tried.
 #if defined(__ARM_FEATURE_DOTPROD)
 #define CLUSTERD_SDOT
 #elif defined(__clang__)

@@ -37,8 +37,8 @@
 //            sub-block 2c, high nibbles the same offsets of sub-block 2c + 1;
 //   tail     384 bytes: the mins, 128 bytes per group, [sub-block pair][row][2]: the
 //            6-bit mins, widened to int16 pairs when read, for VPDPWSSD against the
-//            activations' pair of sub-block sums; then d and dmin, 32 bytes per
-//            group each: 16 fp16.
+//            activations' pair of sub-block sums; then both groups' d, then both
+//            groups' dmin, 32 bytes (16 fp16) per group each.
 // (Against each group's quants in one block, 2,368 bytes apart, 2-thread decode went
 // from 74-80% of the bandwidth bound to 82-86%. With all scales, mins, d and dmin in a
 // 640-byte header before the chunks, one core's decode kernel streamed at 91-92% of a

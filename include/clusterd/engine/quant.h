@@ -260,8 +260,8 @@ CpuIsa max_cpu_isa();
 bool cpu_has_avx2();
 
 // True on AArch64 CPUs with SDOT (FEAT_DotProd: HWCAP_ASIMDDP on Linux,
-// hw.optional.arm.FEAT_DotProd on macOS, or a build that targets it); always false
-// on other architectures.
+// hw.optional.arm.FEAT_DotProd on macOS; elsewhere, whether the build targets it);
+// always false on other architectures.
 bool cpu_has_arm_dotprod();
 
 float vec_dot_q4_0_q8_0_avx2(int n, const block_q4_0* x, const block_q8_0* y);
