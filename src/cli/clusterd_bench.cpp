@@ -111,7 +111,10 @@ int bench(const BenchOptions& o) {
                         : neon_kernels_use_dotprod()     ? "NEON with SDOT"
                                                          : "NEON, SDOT in packed products";
 #else
-  const char* kernels = cpu_has_avx512_vnni() ? "AVX-512 VNNI" : cpu_has_avx2() ? "AVX2" : "scalar";
+  const char* kernels = cpu_has_avx512_vnni() ? "AVX-512 VNNI"
+                        : cpu_has_avx_vnni()  ? "AVX2 with AVX-VNNI"
+                        : cpu_has_avx2()      ? "AVX2"
+                                              : "scalar";
 #endif
   std::string packed_types;
   for (TensorType type :

@@ -18,8 +18,9 @@ CpuIsa max_cpu_isa() {
     const char* value = std::getenv("CLUSTERD_MAX_ISA");
     if (!value || !*value || std::strcmp(value, "avx512") == 0) return CpuIsa::kAvx512;
     if (std::strcmp(value, "avx2") == 0) return CpuIsa::kAvx2;
+    if (std::strcmp(value, "avxvnni") == 0) return CpuIsa::kAvxVnni;
     if (std::strcmp(value, "scalar") == 0) return CpuIsa::kScalar;
-    std::fprintf(stderr, "clusterd: ignoring CLUSTERD_MAX_ISA=%s (expected scalar, avx2 or avx512)\n", value);
+    std::fprintf(stderr, "clusterd: ignoring CLUSTERD_MAX_ISA=%s (expected scalar, avx2, avxvnni or avx512)\n", value);
     return CpuIsa::kAvx512;
   }();
   return cap;
@@ -72,6 +73,10 @@ CLUSTERD_AVX2 inline __m256 load_bf16(const uint16_t* p) {
 bool cpu_has_avx2() {
   return max_cpu_isa() >= CpuIsa::kAvx2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
          __builtin_cpu_supports("f16c");
+}
+
+bool cpu_has_avx_vnni() {
+  return max_cpu_isa() >= CpuIsa::kAvxVnni && cpu_has_avx2() && __builtin_cpu_supports("avxvnni");
 }
 
 CLUSTERD_AVX2 float vec_dot_q8_0_q8_0_avx2(int n, const block_q8_0* x, const block_q8_0* y) {
@@ -326,6 +331,7 @@ void dot_half_rows_avx2(TensorType type, const uint16_t* w, size_t w_stride, int
 namespace clusterd {
 
 bool cpu_has_avx2() { return false; }
+bool cpu_has_avx_vnni() { return false; }
 float vec_dot_q8_0_q8_0_avx2(int n, const block_q8_0* x, const block_q8_0* y) { return vec_dot_q8_0_q8_0(n, x, y); }
 float vec_dot_q4_0_q8_0_avx2(int n, const block_q4_0* x, const block_q8_0* y) { return vec_dot_q4_0_q8_0(n, x, y); }
 float vec_dot_q4_K_q8_K_avx2(int n, const block_q4_K* x, const block_q8_K* y) { return vec_dot_q4_K_q8_K(n, x, y); }

@@ -212,6 +212,7 @@ bool packing_supported(TensorType type) {
 void packed_product(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a,
                     int n_tokens, float* y, int64_t pair_begin, int64_t pair_end) {
   static const auto product = cpu_has_avx512_vnni() ? packed_product_avx512
+                              : cpu_has_avx_vnni()  ? packed_product_avx_vnni
                               : cpu_has_avx2()      ? packed_product_avx2
                                                     : packed_product_neon;
   product(type, packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);

@@ -3,8 +3,12 @@
 // 8 rows, so a tile is H half-groups by T tokens. AVX2 has no VPDPBUSD; VPMADDUBSW
 // multiplies unsigned by signed bytes into int16 pairs, which saturate, so each type
 // keeps its int16 sums below 2^15 (the bounds are given where the sums are made) and
-// widens them with VPMADDWD. The int32 totals are the exact ones the scalar reference
-// makes, and the float steps are its steps in its order: results equal it bit for bit.
+// widens them with VPMADDWD. CPUs with AVX-VNNI (Intel since Alder Lake, AMD since Zen
+// 5) have VPDPBUSD on 256-bit vectors: packed_avx_vnni.cpp compiles this file again
+// with CLUSTERD_PACKED_AVX_VNNI set, and the tiles then add four products into each
+// int32 lane as the AVX-512 kernels do. Either way the int32 totals are the exact ones
+// the scalar reference makes, and the float steps are its steps in its order: results
+// equal it bit for bit.
 #include <algorithm>
 #include <cstring>
 
@@ -13,15 +17,30 @@
 #include "packed_layout.h"
 #include "row_tiles.h"
 
+#if !defined(CLUSTERD_PACKED_AVX_VNNI)
+#define CLUSTERD_PACKED_AVX_VNNI 0
+#endif
+#if CLUSTERD_PACKED_AVX_VNNI
+#define CLUSTERD_PACKED_AVX2_ENTRY packed_product_avx_vnni
+#else
+#define CLUSTERD_PACKED_AVX2_ENTRY packed_product_avx2
+#endif
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#if CLUSTERD_PACKED_AVX_VNNI
+#define CLUSTERD_AVX2 __attribute__((target("avx2,fma,f16c,avxvnni")))
+#else
 #define CLUSTERD_AVX2 __attribute__((target("avx2,fma,f16c")))
+#endif
 
 namespace clusterd {
 namespace {
 
 using namespace packed_layout;
+
+constexpr bool kVnni = CLUSTERD_PACKED_AVX_VNNI;
 
 constexpr int kHalfRows = 8;      // rows per 256-bit half of a group
 constexpr int kMaxTokens = 2;     // T of the widest batch tile (wider ones spill)
@@ -40,6 +59,18 @@ CLUSTERD_AVX2 inline __m256i broadcast4(const uint8_t* p) {
   int32_t v;
   std::memcpy(&v, p, sizeof v);
   return _mm256_set1_epi32(v);
+}
+
+// acc plus, per int32 lane, the four products of u's unsigned and s's signed bytes
+// (VPDPBUSD; only the AVX-VNNI build calls it).
+CLUSTERD_AVX2 inline __m256i dot4(__m256i acc, __m256i u, __m256i s) {
+#if CLUSTERD_PACKED_AVX_VNNI
+  return _mm256_dpbusd_avx_epi32(acc, u, s);
+#else
+  (void)u, (void)s;
+  __builtin_unreachable();
+  return acc;
+#endif
 }
 
 // Every vector of a tile's accumulators set to zero.
@@ -112,7 +143,32 @@ CLUSTERD_AVX2 void tile(const uint8_t* packed, size_t pair_bytes, int64_t h0, in
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) yq[t] = q8_0_quants(a, t0 + t, b);
     __m256i sum[H][T];
-    if constexpr (kQ4) {
+    if constexpr (kVnni) {  // stored quants (q4_0's nibbles, q8_0's w + 128) times x, less the offset
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) {
+        const __m256i bias = _mm256_set1_epi32(-(kQ4 ? 8 : 128) * a.sum[(t0 + t) * nb + b]);
+#pragma GCC unroll 8
+        for (int i = 0; i < H; ++i) sum[i][t] = bias;
+      }
+#pragma GCC unroll 8
+      for (int j = 0; j < (kQ4 ? 4 : 8); ++j) {
+#pragma GCC unroll 8
+        for (int i = 0; i < H; ++i) {
+          const GroupSlice& h = halves[i];
+          const __m256i v = load256(h.pair + block + block_quants(kQ4, h.group) + 64 * j + 32 * h.slice);
+#pragma GCC unroll 8
+          for (int t = 0; t < T; ++t) {
+            if constexpr (kQ4) {
+              sum[i][t] = dot4(sum[i][t], _mm256_and_si256(v, low_nibbles), broadcast4(yq[t] + 4 * j));
+              sum[i][t] = dot4(sum[i][t], _mm256_and_si256(_mm256_srli_epi16(v, 4), low_nibbles),
+                               broadcast4(yq[t] + 16 + 4 * j));
+            } else {
+              sum[i][t] = dot4(sum[i][t], v, broadcast4(yq[t] + 4 * j));
+            }
+          }
+        }
+      }
+    } else if constexpr (kQ4) {
       __m256i pairs[H][T];
       zero(pairs);
 #pragma GCC unroll 4
@@ -242,6 +298,11 @@ CLUSTERD_AVX2 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t h
           }
 #pragma GCC unroll 8
           for (int t = 0; t < T; ++t) {
+            if constexpr (kVnni) {
+              low[i][t] = dot4(low[i][t], lo, broadcast4(yq[t] + 64 * c + 4 * p));
+              high[i][t] = dot4(high[i][t], hi, broadcast4(yq[t] + 64 * c + 32 + 4 * p));
+              continue;
+            }
             low16[i][t] = _mm256_add_epi16(low16[i][t], _mm256_maddubs_epi16(lo, broadcast4(yq[t] + 64 * c + 4 * p)));
             high16[i][t] =
                 _mm256_add_epi16(high16[i][t], _mm256_maddubs_epi16(hi, broadcast4(yq[t] + 64 * c + 32 + 4 * p)));
@@ -351,6 +412,15 @@ CLUSTERD_AVX2 void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t h
 #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) {
           const uint8_t* x = yq[t] + 16 * s;
+          if constexpr (kVnni) {
+            __m256i dot = _mm256_set1_epi32(-32 * bsums[t][s]);
+            dot = dot4(dot, q0, broadcast4(x));
+            dot = dot4(dot, q1, broadcast4(x + 4));
+            dot = dot4(dot, q2, broadcast4(x + 8));
+            dot = dot4(dot, q3, broadcast4(x + 12));
+            total[i][t] = _mm256_add_epi32(total[i][t], _mm256_mullo_epi32(dot, scale));
+            continue;
+          }
           const __m256i first =
               _mm256_add_epi16(_mm256_maddubs_epi16(q0, broadcast4(x)), _mm256_maddubs_epi16(q1, broadcast4(x + 4)));
           const __m256i second = _mm256_add_epi16(_mm256_maddubs_epi16(q2, broadcast4(x + 8)),
@@ -377,8 +447,9 @@ CLUSTERD_AVX2 void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t h
 
 }  // namespace
 
-void packed_product_avx2(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
-                         const PackedActivations& a, int n_tokens, float* y, int64_t pair_begin, int64_t pair_end) {
+void CLUSTERD_PACKED_AVX2_ENTRY(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
+                                const PackedActivations& a, int n_tokens, float* y, int64_t pair_begin,
+                                int64_t pair_end) {
   const size_t pair_bytes = packed_pair_bytes(type, n_in);
   const int nb = static_cast<int>(n_in / 32), nsb = static_cast<int>(n_in / 256);
   auto run = [&](auto tile) {
@@ -412,8 +483,9 @@ void packed_product_avx2(TensorType type, const uint8_t* packed, int64_t n_in, i
 
 namespace clusterd {
 
-void packed_product_avx2(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
-                         const PackedActivations& a, int n_tokens, float* y, int64_t pair_begin, int64_t pair_end) {
+void CLUSTERD_PACKED_AVX2_ENTRY(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
+                                const PackedActivations& a, int n_tokens, float* y, int64_t pair_begin,
+                                int64_t pair_end) {
   packed_product_reference(type, packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);
 }
 

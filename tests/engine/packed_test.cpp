@@ -23,7 +23,7 @@ namespace {
 // A weight type and the kernel family that runs its packed product.
 struct PackedCase {
   TensorType type;
-  CpuIsa isa;  // kAvx512 or kAvx2
+  CpuIsa isa;  // kAvx512, kAvxVnni or kAvx2
 };
 
 class Packed : public ::testing::TestWithParam<PackedCase> {
@@ -34,13 +34,17 @@ class Packed : public ::testing::TestWithParam<PackedCase> {
   void SetUp() override {
     const PackedCase& c = GetParam();
     if (c.isa == CpuIsa::kAvx512 && !cpu_has_avx512_vnni()) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
+    if (c.isa == CpuIsa::kAvxVnni && !cpu_has_avx_vnni()) GTEST_SKIP() << "this CPU has no AVX-VNNI";
     if (c.isa == CpuIsa::kAvx2 && !cpu_has_avx2()) GTEST_SKIP() << "this CPU has no AVX2";
   }
 
   // The packed product through the case's kernels.
   void product(const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a, int n_tokens, float* y,
                int64_t pair_begin, int64_t pair_end) const {
-    const auto kernels = GetParam().isa == CpuIsa::kAvx512 ? packed_product_avx512 : packed_product_avx2;
+    const CpuIsa isa = GetParam().isa;
+    const auto kernels = isa == CpuIsa::kAvx512    ? packed_product_avx512
+                         : isa == CpuIsa::kAvxVnni ? packed_product_avx_vnni
+                                                   : packed_product_avx2;
     kernels(type_, packed, n_in, n_out, a, n_tokens, y, pair_begin, pair_end);
   }
 
@@ -235,9 +239,11 @@ TEST_P(Packed, StridedRowsAndExtremeQuantsPackLikeContiguousOnes) {
 TEST_P(Packed, MatmulUsesThePackedCopyAndMatchesTheFileLayout) {
   const TensorType type = type_;
   if (!packing_supported(type)) GTEST_SKIP() << "weights of this type stay in the file layout on this CPU";
-  if (GetParam().isa == CpuIsa::kAvx2 && cpu_has_avx512_vnni()) {
-    GTEST_SKIP()
-        << "matmul runs the AVX-512 kernels here (the ctest engine.avx2_path runs this with CLUSTERD_MAX_ISA=avx2)";
+  const CpuIsa isa = GetParam().isa;
+  const CpuIsa runs = cpu_has_avx512_vnni() ? CpuIsa::kAvx512 : cpu_has_avx_vnni() ? CpuIsa::kAvxVnni : CpuIsa::kAvx2;
+  if (isa != runs) {
+    GTEST_SKIP() << "matmul runs another family's kernels here (the ctests engine.avx2_path and "
+                    "engine.avx_vnni_path run this with CLUSTERD_MAX_ISA=avx2 and avxvnni)";
   }
   const int64_t n_in = 512, n_out = 72;
   const std::vector<uint8_t> data = matrix(type, n_in, n_out);
@@ -262,16 +268,22 @@ TEST_P(Packed, MatmulUsesThePackedCopyAndMatchesTheFileLayout) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Types, Packed,
-    ::testing::Values(PackedCase{TensorType::kQ8_0, CpuIsa::kAvx512}, PackedCase{TensorType::kQ4_0, CpuIsa::kAvx512},
-                      PackedCase{TensorType::kQ4_K, CpuIsa::kAvx512}, PackedCase{TensorType::kQ5_K, CpuIsa::kAvx512},
-                      PackedCase{TensorType::kQ6_K, CpuIsa::kAvx512}, PackedCase{TensorType::kQ8_0, CpuIsa::kAvx2},
-                      PackedCase{TensorType::kQ4_0, CpuIsa::kAvx2}, PackedCase{TensorType::kQ4_K, CpuIsa::kAvx2},
-                      PackedCase{TensorType::kQ5_K, CpuIsa::kAvx2}, PackedCase{TensorType::kQ6_K, CpuIsa::kAvx2}),
-    [](const auto& info) {
-      return std::string(tensor_type_name(info.param.type)) + (info.param.isa == CpuIsa::kAvx512 ? "_avx512" : "_avx2");
-    });
+INSTANTIATE_TEST_SUITE_P(Types, Packed, ::testing::ValuesIn([] {
+                           std::vector<PackedCase> cases;
+                           for (CpuIsa isa : {CpuIsa::kAvx512, CpuIsa::kAvxVnni, CpuIsa::kAvx2}) {
+                             for (TensorType type : {TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ4_K,
+                                                     TensorType::kQ5_K, TensorType::kQ6_K})
+                               cases.push_back({type, isa});
+                           }
+                           return cases;
+                         }()),
+                         [](const auto& info) {
+                           const CpuIsa isa = info.param.isa;
+                           return std::string(tensor_type_name(info.param.type)) + (isa == CpuIsa::kAvx512 ? "_avx512"
+                                                                                    : isa == CpuIsa::kAvxVnni
+                                                                                        ? "_avx_vnni"
+                                                                                        : "_avx2");
+                         });
 
 }  // namespace
 }  // namespace clusterd

@@ -30,7 +30,7 @@ ok "run: greedy is thread-count independent, seeds repeat, JSON has timings"
 
 # CLUSTERD_MAX_ISA caps the kernel family; every family runs the model, and bench says
 # which one it timed. An unknown value is ignored with a warning.
-for isa in scalar avx2 avx512; do
+for isa in scalar avx2 avxvnni avx512; do
   out=$(CLUSTERD_MAX_ISA=$isa "$CLUSTERD" run -m "$M" -p "hello" -n 6 --temp 0 --json) ||
     fail "run with CLUSTERD_MAX_ISA=$isa failed"
   [ "$(jq '.tokens | length' <<< "$out")" = 6 ] || fail "CLUSTERD_MAX_ISA=$isa: $out"
@@ -41,9 +41,14 @@ if grep -q avx2 /proc/cpuinfo; then
   bench=$(CLUSTERD_MAX_ISA=avx2 "$CLUSTERD" bench -m "$M" -p 4 -n 4 --reps 1 --threads 1)
   grep -q "packed .*(AVX2 kernels)" <<< "$bench" || fail "bench capped at AVX2 does not pack with AVX2 kernels: $bench"
 fi
+if grep -qw avx_vnni /proc/cpuinfo; then
+  bench=$(CLUSTERD_MAX_ISA=avxvnni "$CLUSTERD" bench -m "$M" -p 4 -n 4 --reps 1 --threads 1)
+  grep -q "packed .*(AVX2 with AVX-VNNI kernels)" <<< "$bench" ||
+    fail "bench capped at AVX-VNNI does not pack with AVX-VNNI kernels: $bench"
+fi
 err=$(CLUSTERD_MAX_ISA=sse9 "$CLUSTERD" run -m "$M" -p "hello" -n 2 --temp 0 2>&1 >/dev/null) || fail "an unknown ISA cap stopped run"
 grep -q "ignoring CLUSTERD_MAX_ISA=sse9" <<< "$err" || fail "no warning for an unknown ISA cap: '$err'"
-ok "CLUSTERD_MAX_ISA: scalar, AVX2 and AVX-512 paths run; bench names the kernels; unknown values warned about"
+ok "CLUSTERD_MAX_ISA: scalar, AVX2, AVX-VNNI and AVX-512 paths run; bench names the kernels; unknown values warned about"
 
 set +e
 err=$("$CLUSTERD" model info "$WORK/missing.gguf" 2>&1); rc=$?

@@ -127,14 +127,16 @@ void packed_activation_sums_k(const uint8_t* rows, size_t row_bytes, int n_token
 void packed_product(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out, const PackedActivations& a,
                     int n_tokens, float* y, int64_t pair_begin, int64_t pair_end);
 
-// The same through one family of kernels (src/engine/packed_avx512.cpp, packed_avx2.cpp
-// and packed_neon.cpp); the caller checks that the CPU has it (for NEON,
+// The same through one family of kernels (src/engine/packed_avx512.cpp, packed_avx2.cpp,
+// packed_avx_vnni.cpp and packed_neon.cpp); the caller checks that the CPU has it (for NEON,
 // packed_neon_kernels_available()) and that packing_supported names the type. Each gives
 // the reference's results bit for bit.
 void packed_product_avx512(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
                            const PackedActivations& a, int n_tokens, float* y, int64_t pair_begin, int64_t pair_end);
 void packed_product_avx2(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
                          const PackedActivations& a, int n_tokens, float* y, int64_t pair_begin, int64_t pair_end);
+void packed_product_avx_vnni(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
+                             const PackedActivations& a, int n_tokens, float* y, int64_t pair_begin, int64_t pair_end);
 void packed_product_neon(TensorType type, const uint8_t* packed, int64_t n_in, int64_t n_out,
                          const PackedActivations& a, int n_tokens, float* y, int64_t pair_begin, int64_t pair_end);
 

@@ -248,16 +248,19 @@ float vec_dot_bf16_f32(int n, const uint16_t* x, const float* y);
 // given int8 quants in [-127, 127] as every quantizer here and in llama.cpp writes.
 
 // The widest x86 kernel family allowed: the environment variable CLUSTERD_MAX_ISA
-// ("scalar", "avx2" or "avx512"; read once) caps what cpu_has_avx2() and
-// cpu_has_avx512_vnni() report, so that one machine can run and time each family's
-// path end to end. Unset, every family the CPU has is used; an unknown value is
-// ignored with a warning on stderr.
-enum class CpuIsa { kScalar, kAvx2, kAvx512 };
+// ("scalar", "avx2", "avxvnni" or "avx512"; read once) caps what cpu_has_avx2(),
+// cpu_has_avx_vnni() and cpu_has_avx512_vnni() report, so that one machine can run and
+// time each family's path end to end. Unset, every family the CPU has is used; an
+// unknown value is ignored with a warning on stderr.
+enum class CpuIsa { kScalar, kAvx2, kAvxVnni, kAvx512 };
 CpuIsa max_cpu_isa();
 
 // True when the CPU has AVX2, FMA and F16C and CLUSTERD_MAX_ISA allows AVX2 (always
 // false on other architectures).
 bool cpu_has_avx2();
+// True when cpu_has_avx2() and the CPU has AVX-VNNI (VPDPBUSD on 256-bit vectors) and
+// CLUSTERD_MAX_ISA allows it; the packed products use it (packed_avx_vnni.cpp).
+bool cpu_has_avx_vnni();
 
 // True on AArch64 CPUs with SDOT (FEAT_DotProd: HWCAP_ASIMDDP on Linux,
 // hw.optional.arm.FEAT_DotProd on macOS; elsewhere, whether the build targets it);
