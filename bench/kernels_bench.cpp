@@ -164,7 +164,8 @@ int run(int rows, int cols) {
   std::mt19937 rng(7);
   double worst = 0;
   std::printf("%d x %d weights, 1 thread, median of %d matrix-vector products\n", rows, cols, kRuns);
-  std::printf("cpu: avx2 %s, avx512-vnni %s\n\n", cpu_has_avx2() ? "yes" : "no", cpu_has_avx512_vnni() ? "yes" : "no");
+  std::printf("cpu: avx2 %s, avx-vnni %s, avx512-vnni %s\n\n", cpu_has_avx2() ? "yes" : "no",
+              cpu_has_avx_vnni() ? "yes" : "no", cpu_has_avx512_vnni() ? "yes" : "no");
   std::printf("%-6s %-7s %10s %10s %9s %9s %10s\n", "type", "kernel", "MiB", "ns/row", "GB/s", "speedup", "max diff");
 
   for (TensorType type : {TensorType::kF32, TensorType::kF16, TensorType::kBF16, TensorType::kQ8_0, TensorType::kQ4_0,

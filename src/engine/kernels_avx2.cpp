@@ -29,6 +29,7 @@ CpuIsa max_cpu_isa() {
 }  // namespace clusterd
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <immintrin.h>
 
 #define CLUSTERD_AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -75,8 +76,13 @@ bool cpu_has_avx2() {
          __builtin_cpu_supports("f16c");
 }
 
+// CPUID leaf 7, subleaf 1, EAX bit 4 (asked directly: clang before 18 does not know
+// __builtin_cpu_supports("avxvnni")); cpu_has_avx2() has checked that the OS saves
+// the 256-bit registers.
 bool cpu_has_avx_vnni() {
-  return max_cpu_isa() >= CpuIsa::kAvxVnni && cpu_has_avx2() && __builtin_cpu_supports("avxvnni");
+  if (max_cpu_isa() < CpuIsa::kAvxVnni || !cpu_has_avx2()) return false;
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && (eax & (1u << 4)) != 0;
 }
 
 CLUSTERD_AVX2 float vec_dot_q8_0_q8_0_avx2(int n, const block_q8_0* x, const block_q8_0* y) {

@@ -67,9 +67,8 @@ CLUSTERD_AVX2 inline __m256i dot4(__m256i acc, __m256i u, __m256i s) {
 #if CLUSTERD_PACKED_AVX_VNNI
   return _mm256_dpbusd_avx_epi32(acc, u, s);
 #else
-  (void)u, (void)s;
-  __builtin_unreachable();
-  return acc;
+  (void)acc, (void)u, (void)s;
+  __builtin_trap();
 #endif
 }
 
@@ -301,15 +300,15 @@ CLUSTERD_AVX2 void tile_q4_K(const uint8_t* packed, size_t pair_bytes, int64_t h
             if constexpr (kVnni) {
               low[i][t] = dot4(low[i][t], lo, broadcast4(yq[t] + 64 * c + 4 * p));
               high[i][t] = dot4(high[i][t], hi, broadcast4(yq[t] + 64 * c + 32 + 4 * p));
-              continue;
-            }
-            low16[i][t] = _mm256_add_epi16(low16[i][t], _mm256_maddubs_epi16(lo, broadcast4(yq[t] + 64 * c + 4 * p)));
-            high16[i][t] =
-                _mm256_add_epi16(high16[i][t], _mm256_maddubs_epi16(hi, broadcast4(yq[t] + 64 * c + 32 + 4 * p)));
-            if (p % kWiden == kWiden - 1) {
-              low[i][t] = _mm256_add_epi32(low[i][t], _mm256_madd_epi16(low16[i][t], ones));
-              high[i][t] = _mm256_add_epi32(high[i][t], _mm256_madd_epi16(high16[i][t], ones));
-              low16[i][t] = high16[i][t] = _mm256_setzero_si256();
+            } else {
+              low16[i][t] = _mm256_add_epi16(low16[i][t], _mm256_maddubs_epi16(lo, broadcast4(yq[t] + 64 * c + 4 * p)));
+              high16[i][t] =
+                  _mm256_add_epi16(high16[i][t], _mm256_maddubs_epi16(hi, broadcast4(yq[t] + 64 * c + 32 + 4 * p)));
+              if (p % kWiden == kWiden - 1) {
+                low[i][t] = _mm256_add_epi32(low[i][t], _mm256_madd_epi16(low16[i][t], ones));
+                high[i][t] = _mm256_add_epi32(high[i][t], _mm256_madd_epi16(high16[i][t], ones));
+                low16[i][t] = high16[i][t] = _mm256_setzero_si256();
+              }
             }
           }
         }
@@ -419,15 +418,15 @@ CLUSTERD_AVX2 void tile_q6_K(const uint8_t* packed, size_t pair_bytes, int64_t h
             dot = dot4(dot, q2, broadcast4(x + 8));
             dot = dot4(dot, q3, broadcast4(x + 12));
             total[i][t] = _mm256_add_epi32(total[i][t], _mm256_mullo_epi32(dot, scale));
-            continue;
+          } else {
+            const __m256i first =
+                _mm256_add_epi16(_mm256_maddubs_epi16(q0, broadcast4(x)), _mm256_maddubs_epi16(q1, broadcast4(x + 4)));
+            const __m256i second = _mm256_add_epi16(_mm256_maddubs_epi16(q2, broadcast4(x + 8)),
+                                                    _mm256_maddubs_epi16(q3, broadcast4(x + 12)));
+            __m256i dot = _mm256_add_epi32(_mm256_set1_epi32(-32 * bsums[t][s]), _mm256_madd_epi16(first, ones));
+            dot = _mm256_add_epi32(dot, _mm256_madd_epi16(second, ones));
+            total[i][t] = _mm256_add_epi32(total[i][t], _mm256_mullo_epi32(dot, scale));
           }
-          const __m256i first =
-              _mm256_add_epi16(_mm256_maddubs_epi16(q0, broadcast4(x)), _mm256_maddubs_epi16(q1, broadcast4(x + 4)));
-          const __m256i second = _mm256_add_epi16(_mm256_maddubs_epi16(q2, broadcast4(x + 8)),
-                                                  _mm256_maddubs_epi16(q3, broadcast4(x + 12)));
-          __m256i dot = _mm256_add_epi32(_mm256_set1_epi32(-32 * bsums[t][s]), _mm256_madd_epi16(first, ones));
-          dot = _mm256_add_epi32(dot, _mm256_madd_epi16(second, ones));
-          total[i][t] = _mm256_add_epi32(total[i][t], _mm256_mullo_epi32(dot, scale));
         }
       }
     }

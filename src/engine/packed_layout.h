@@ -1,6 +1,6 @@
 // Byte offsets of the packed layout (described in include/clusterd/engine/packed.h),
 // shared by the packer and scalar reference (packed.cpp) and the kernels
-// (packed_avx512.cpp, packed_avx2.cpp, packed_neon.cpp), and how the kernels find
+// (packed_avx512.cpp, packed_avx2.cpp and its AVX-VNNI build, packed_neon.cpp), and how the kernels find
 // their activations and slices. `g` is a group's place in its pair (0 or 1).
 #pragma once
 
